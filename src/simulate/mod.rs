@@ -1,0 +1,1 @@
+//! Simulator of a Sierra Chart session (placeholder, being written).
