@@ -10,6 +10,8 @@
 //! See `ARCHITECTURE.md` for the code map and the invariants.
 
 pub mod clock;
+pub mod config;
 pub mod ingest;
+pub mod journal;
 pub mod model;
 pub mod simulate;

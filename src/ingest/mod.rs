@@ -1,3 +1,502 @@
-//! Ingest: discovery, tailing and parsing of the Sierra dumper files.
+//! Ingest: discovery, tailing and parsing of the Sierra dumper files (product.md §3).
+//!
+//! [`Ingestor`] finds every chart file below the data folder (three naming schemes), polls their
+//! sizes, reads what was appended, splits complete lines (a partial last line waits for the next
+//! read), parses, deduplicates and counts. It hands every line to a sink as a [`LineEvent`]; the
+//! unified journal and the snapshot are sinks. It never stops on bad content: a bad line is an
+//! event like any other.
+//!
+//! Offsets always point at the start of a line, so a checkpoint of offsets is enough to resume.
 
+pub mod collect;
+pub mod counters;
+pub mod dedup;
 pub mod naming;
+pub mod record;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64;
+
+use self::counters::Counters;
+use self::dedup::Dedup;
+use self::naming::SourceName;
+use self::record::{InvalidLine, LineContext, Record, parse_line};
+
+/// Errors that stop ingestion (bad content never does).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The data folder does not exist or is not a folder.
+    #[error("data folder {0} does not exist or is not a folder")]
+    NoDataDir(PathBuf),
+    /// A folder or file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A chart file being tailed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Path relative to the data folder, with `/` separators (stable across machines).
+    pub rel: String,
+    /// What the name says.
+    pub name: SourceName,
+}
+
+/// Resume point of one file, as stored in the checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileOffset {
+    /// Byte offset of the first line not yet consumed.
+    pub offset: u64,
+    /// Hash of the first line (with its newline), to notice a replaced file.
+    pub head: Option<u64>,
+}
+
+/// What happened to one line.
+#[derive(Debug)]
+pub enum Outcome<'a> {
+    /// A new, valid record.
+    Accepted(Record<'a>),
+    /// A valid record already seen.
+    Duplicate(Record<'a>),
+    /// A rejected line.
+    Invalid(InvalidLine),
+}
+
+/// One line and what ingest made of it.
+#[derive(Debug)]
+pub struct LineEvent<'a> {
+    /// The file.
+    pub source: &'a SourceFile,
+    /// 1-based line number in the file.
+    pub line_no: u64,
+    /// The line, without its line ending.
+    pub raw: &'a str,
+    /// What ingest made of it.
+    pub outcome: Outcome<'a>,
+    /// True while a restart re-reads lines that were journaled before it: they rebuild the
+    /// counters, duplicate memory and snapshot, and must not be journaled again.
+    pub replayed: bool,
+}
+
+#[derive(Debug)]
+struct Tailed {
+    source: SourceFile,
+    path: PathBuf,
+    offset: u64,
+    line_no: u64,
+    head: Option<u64>,
+    /// Lines before this offset were journaled before a restart.
+    replay_until: u64,
+    /// Inside a line longer than the read limit: skip to its end.
+    skipping: bool,
+}
+
+/// The tailing reader of one data folder.
+#[derive(Debug)]
+pub struct Ingestor {
+    root: PathBuf,
+    charts: BTreeSet<u16>,
+    tz: Tz,
+    max_read: usize,
+    files: BTreeMap<String, Tailed>,
+    resume: BTreeMap<String, FileOffset>,
+    dedup: Dedup,
+    counters: Counters,
+    buf: Vec<u8>,
+}
+
+/// Longest a line may be; Sierra lines are under 1 KiB, so this only catches garbage.
+const MAX_LINE: usize = 1 << 20;
+
+impl Ingestor {
+    /// Creates an ingestor for the chart files of `charts` below `root`.
+    ///
+    /// # Errors
+    ///
+    /// [`IngestError::NoDataDir`] when `root` is not a folder.
+    pub fn new(root: &Path, charts: &[u16], tz: Tz, max_read: usize) -> Result<Self, IngestError> {
+        if !root.is_dir() {
+            return Err(IngestError::NoDataDir(root.to_owned()));
+        }
+        Ok(Self {
+            root: root.to_owned(),
+            charts: charts.iter().copied().collect(),
+            tz,
+            max_read: max_read.max(MAX_LINE),
+            files: BTreeMap::new(),
+            resume: BTreeMap::new(),
+            dedup: Dedup::default(),
+            counters: Counters::default(),
+            buf: Vec::new(),
+        })
+    }
+
+    /// Sets where each file resumes after a restart. Lines before those offsets are read again
+    /// as `replayed` events, so counters and duplicate memory come back exactly as they were.
+    pub fn resume_from(&mut self, offsets: BTreeMap<String, FileOffset>) {
+        self.resume = offsets;
+    }
+
+    /// Returns the counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Returns the data folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Returns the files being tailed, sorted by relative path.
+    pub fn sources(&self) -> impl Iterator<Item = &SourceFile> {
+        self.files.values().map(|t| &t.source)
+    }
+
+    /// Returns the resume point of every file, for the checkpoint.
+    pub fn offsets(&self) -> BTreeMap<String, FileOffset> {
+        self.files
+            .iter()
+            .map(|(rel, t)| {
+                (
+                    rel.clone(),
+                    FileOffset {
+                        offset: t.offset,
+                        head: t.head,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Returns how many bytes are waiting after the last complete line of each file with a
+    /// partial last line (normal while Sierra is writing).
+    pub fn pending(&self) -> Vec<(String, u64)> {
+        self.files
+            .values()
+            .filter_map(|t| {
+                let len = std::fs::metadata(&t.path).ok()?.len();
+                (len > t.offset).then(|| (t.source.rel.clone(), len - t.offset))
+            })
+            .collect()
+    }
+
+    /// Scans the data folder for chart files not yet tailed (new charts, daily rotation) and
+    /// checks that known files were not replaced. Returns how many files were added.
+    ///
+    /// # Errors
+    ///
+    /// [`IngestError`] when the data folder itself cannot be read; unreadable subfolders are
+    /// skipped with a warning.
+    pub fn rescan(&mut self) -> Result<usize, IngestError> {
+        let mut found = Vec::new();
+        walk(&self.root, &self.root, 0, &mut found).map_err(|source| IngestError::Io {
+            path: self.root.clone(),
+            source,
+        })?;
+        let mut added = 0;
+        for (rel, path, name) in found {
+            if !self.charts.contains(&name.chart) {
+                continue;
+            }
+            if let Some(t) = self.files.get_mut(&rel) {
+                if t.head.is_some() && first_line_hash(&t.path) != t.head {
+                    tracing::warn!(file = %rel, "file was replaced; reading it again from the start");
+                    reset(t);
+                }
+                continue;
+            }
+            let mut t = Tailed {
+                source: SourceFile {
+                    rel: rel.clone(),
+                    name,
+                },
+                path,
+                offset: 0,
+                line_no: 0,
+                head: None,
+                replay_until: 0,
+                skipping: false,
+            };
+            if let Some(resume) = self.resume.remove(&rel) {
+                let size = std::fs::metadata(&t.path).map(|m| m.len()).unwrap_or(0);
+                if size >= resume.offset && first_line_hash(&t.path) == resume.head {
+                    t.replay_until = resume.offset;
+                } else {
+                    tracing::warn!(file = %rel, "file changed while mia was stopped; reading it from the start");
+                }
+            }
+            self.files.insert(rel, t);
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    /// Reads what was appended to every file and hands each complete line to `sink`.
+    /// Returns the number of lines read.
+    ///
+    /// A file that cannot be read this time is skipped with a warning and retried at the next
+    /// poll: Windows writers hold files briefly.
+    pub fn poll(&mut self, sink: &mut dyn FnMut(LineEvent<'_>)) -> u64 {
+        let mut lines = 0;
+        let tz = self.tz;
+        let max_read = self.max_read;
+        for t in self.files.values_mut() {
+            match read_appended(t, max_read, &mut self.buf) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(file = %t.source.rel, error = %e, "cannot read file; will retry");
+                    continue;
+                }
+            }
+            lines += process(t, &self.buf, tz, &mut self.dedup, &mut self.counters, sink);
+        }
+        lines
+    }
+
+    /// Polls until every file has been read to its current end (a first run over a backlog may
+    /// need several reads per file). Returns the number of lines read.
+    pub fn drain(&mut self, sink: &mut dyn FnMut(LineEvent<'_>)) -> u64 {
+        let mut total = 0;
+        loop {
+            let n = self.poll(sink);
+            total += n;
+            if n == 0 {
+                return total;
+            }
+        }
+    }
+}
+
+fn reset(t: &mut Tailed) {
+    t.offset = 0;
+    t.line_no = 0;
+    t.head = None;
+    t.replay_until = 0;
+    t.skipping = false;
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    depth: usize,
+    out: &mut Vec<(String, PathBuf, SourceName)>,
+) -> std::io::Result<()> {
+    // The organised tree is DATA_SIERRA_CHART/DATA_<YYYY>/<MONTH>/<YYYYMMDD>/CHART_<N>: depth 5.
+    const MAX_DEPTH: usize = 6;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if depth == 0 => return Err(e),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot read folder; skipping it");
+            return Ok(());
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            if depth < MAX_DEPTH {
+                walk(root, &path, depth + 1, out)?;
+            }
+        } else if let Some(name) = entry.file_name().to_str().and_then(SourceName::parse) {
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            out.push((rel, path, name));
+        }
+    }
+    Ok(())
+}
+
+fn first_line_hash(path: &Path) -> Option<u64> {
+    let mut file = File::open(path).ok()?;
+    let mut head = vec![0u8; 4096];
+    let n = read_full(&mut file, &mut head).ok()?;
+    let end = memchr::memchr(b'\n', &head[..n])?;
+    Some(xxh3_64(&head[..=end]))
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Reads the bytes appended since the last read into `buf`. Returns false when there is nothing
+/// new. Handles truncation (size below the offset).
+fn read_appended(t: &mut Tailed, max_read: usize, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut file = File::open(&t.path)?;
+    let size = file.metadata()?.len();
+    if size < t.offset {
+        tracing::warn!(file = %t.source.rel, size, offset = t.offset, "file was truncated; reading it again from the start");
+        reset(t);
+    }
+    if size == t.offset {
+        return Ok(false);
+    }
+    let want = usize::try_from(size - t.offset)
+        .unwrap_or(usize::MAX)
+        .min(max_read);
+    buf.clear();
+    buf.resize(want, 0);
+    file.seek(SeekFrom::Start(t.offset))?;
+    let n = read_full(&mut file, buf)?;
+    buf.truncate(n);
+    Ok(n > 0)
+}
+
+/// Splits `buf` (read at `t.offset`) into complete lines and processes them.
+fn process(
+    t: &mut Tailed,
+    buf: &[u8],
+    tz: Tz,
+    dedup: &mut Dedup,
+    counters: &mut Counters,
+    sink: &mut dyn FnMut(LineEvent<'_>),
+) -> u64 {
+    let Some(last_nl) = memchr::memrchr(b'\n', buf) else {
+        if buf.len() >= MAX_LINE {
+            // A "line" longer than any Sierra line: reject it as one invalid line and skip to
+            // its end, so that a garbage file cannot stall the reader.
+            if !t.skipping {
+                t.line_no += 1;
+                emit_invalid(
+                    t,
+                    "",
+                    InvalidLine::Json(format!("line longer than {MAX_LINE} bytes")),
+                    counters,
+                    sink,
+                );
+            }
+            t.skipping = true;
+            t.offset += buf.len() as u64;
+        }
+        return 0;
+    };
+    if t.offset == 0 && t.head.is_none() {
+        let first = memchr::memchr(b'\n', buf).unwrap_or(last_nl);
+        t.head = Some(xxh3_64(&buf[..=first]));
+    }
+    let ctx = LineContext {
+        chart: t.source.name.chart,
+        kind: t.source.name.kind.as_deref(),
+        file_date: t.source.name.date,
+        tz,
+    };
+    let file_kind = t.source.name.kind.as_deref().unwrap_or("?");
+    let mut lines = 0;
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', &buf[..=last_nl]) {
+        let mut line = &buf[start..end];
+        let line_start = t.offset + start as u64;
+        start = end + 1;
+        if t.skipping {
+            t.skipping = false;
+            continue;
+        }
+        t.line_no += 1;
+        if let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            counters.blank += 1;
+            continue;
+        }
+        lines += 1;
+        let replayed = line_start < t.replay_until;
+        let Ok(text) = std::str::from_utf8(line) else {
+            let raw = String::from_utf8_lossy(line);
+            emit_invalid_replayed(
+                t,
+                &raw,
+                InvalidLine::Json("not UTF-8".into()),
+                replayed,
+                counters,
+                sink,
+            );
+            continue;
+        };
+        match parse_line(text, &ctx) {
+            Err(invalid) => emit_invalid_replayed(t, text, invalid, replayed, counters, sink),
+            Ok(record) => {
+                let counts = counters.entry(ctx.chart, &record.kind);
+                counts.read += 1;
+                let outcome = if dedup.accept(ctx.chart, &record, text) {
+                    counts.accepted += 1;
+                    counts.unknown += u64::from(!record.known);
+                    counts.flagged += u64::from(record.flagged);
+                    Outcome::Accepted(record)
+                } else {
+                    counts.duplicates += 1;
+                    Outcome::Duplicate(record)
+                };
+                sink(LineEvent {
+                    source: &t.source,
+                    line_no: t.line_no,
+                    raw: text,
+                    outcome,
+                    replayed,
+                });
+            }
+        }
+    }
+    let _ = file_kind;
+    t.offset += (last_nl + 1) as u64;
+    lines
+}
+
+fn emit_invalid(
+    t: &Tailed,
+    raw: &str,
+    invalid: InvalidLine,
+    counters: &mut Counters,
+    sink: &mut dyn FnMut(LineEvent<'_>),
+) {
+    emit_invalid_replayed(t, raw, invalid, false, counters, sink);
+}
+
+fn emit_invalid_replayed(
+    t: &Tailed,
+    raw: &str,
+    invalid: InvalidLine,
+    replayed: bool,
+    counters: &mut Counters,
+    sink: &mut dyn FnMut(LineEvent<'_>),
+) {
+    let counts = counters.entry(
+        t.source.name.chart,
+        t.source.name.kind.as_deref().unwrap_or("?"),
+    );
+    counts.read += 1;
+    counts.invalid += 1;
+    sink(LineEvent {
+        source: &t.source,
+        line_no: t.line_no,
+        raw,
+        outcome: Outcome::Invalid(invalid),
+        replayed,
+    });
+}

@@ -1,0 +1,142 @@
+//! `mia collect`: ingest plus the unified journal, with a counter table at the end.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+use mia::clock::{LiveClock, Stopwatch};
+use mia::config::Config;
+use mia::ingest::collect::{CollectOptions, Collector};
+
+use super::Status;
+
+/// How many rejected lines the report lists before pointing at the rejects journal.
+const LIST_REJECTS: usize = 20;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Charts to read, comma-separated (default from config: 3,4,8,10).
+    #[arg(long, value_delimiter = ',', value_name = "N,N,...")]
+    charts: Option<Vec<u16>>,
+    /// Read what is there now and stop, instead of tailing until Ctrl-C.
+    #[arg(long)]
+    once: bool,
+    /// Data folder written by Sierra (overrides paths.data_dir).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Journal folder (overrides paths.journal_dir).
+    #[arg(long, value_name = "DIR")]
+    journal: Option<PathBuf>,
+    /// State folder for the checkpoint (overrides paths.state_dir).
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+}
+
+pub(crate) fn run(config: &Config, args: Args) -> anyhow::Result<Status> {
+    let mut opts = CollectOptions::from_config(config);
+    if let Some(charts) = args.charts {
+        opts.charts = charts;
+    }
+    if let Some(data) = args.data {
+        opts.data_dir = data;
+    }
+    if let Some(journal) = args.journal {
+        opts.journal_dir = journal;
+    }
+    if let Some(state) = args.state {
+        opts.state_dir = state;
+    }
+    let data_dir = opts.data_dir.clone();
+    let stop = super::stop_flag();
+    let started = Stopwatch::start();
+    let mut collector = Collector::open(opts, Arc::new(LiveClock))
+        .with_context(|| format!("cannot start collecting from {}", data_dir.display()))?;
+    if !args.once {
+        tracing::info!(
+            files = collector.ingestor().sources().count(),
+            "tailing; Ctrl-C to stop"
+        );
+    }
+    collector.run(args.once, &stop, &mut |_, _| {})?;
+    report(&collector, started.elapsed())?;
+    Ok(Status::Ok)
+}
+
+fn report(collector: &Collector, elapsed: std::time::Duration) -> anyhow::Result<()> {
+    let ingestor = collector.ingestor();
+    let counters = ingestor.counters();
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "chart",
+        "type",
+        "read",
+        "accepted",
+        "invalid",
+        "duplicates",
+        "unknown",
+        "flagged",
+    ]);
+    let mut add = |chart: String, kind: String, c: &mia::ingest::counters::Counts| {
+        table.add_row(vec![
+            chart,
+            kind,
+            c.read.to_string(),
+            c.accepted.to_string(),
+            c.invalid.to_string(),
+            c.duplicates.to_string(),
+            c.unknown.to_string(),
+            c.flagged.to_string(),
+        ]);
+    };
+    for (chart, kind, counts) in counters.rows() {
+        add(chart.to_string(), kind, &counts);
+    }
+    let total = counters.total();
+    add("all".into(), String::new(), &total);
+    for idx in 2..8 {
+        if let Some(col) = table.column_mut(idx) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{table}")?;
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    writeln!(
+        out,
+        "{} files, {} lines in {:.2} s ({:.0} lines/s); {} records journaled to {}",
+        ingestor.sources().count(),
+        total.read,
+        secs,
+        total.read as f64 / secs,
+        collector.journaled(),
+        collector.journal_dir().display()
+    )?;
+    let rejects = collector.rejects();
+    if !rejects.is_empty() {
+        writeln!(out, "\n{} rejected line(s):", rejects.len())?;
+        for r in rejects.iter().take(LIST_REJECTS) {
+            writeln!(out, "  {}:{}: {}", r.file, r.line, r.reason)?;
+        }
+        if rejects.len() > LIST_REJECTS {
+            writeln!(
+                out,
+                "  … and {} more, all listed in {}/mia_rejects_*.jsonl",
+                rejects.len() - LIST_REJECTS,
+                collector.journal_dir().display()
+            )?;
+        }
+    }
+    let pending = ingestor.pending();
+    if !pending.is_empty() {
+        writeln!(
+            out,
+            "\nwaiting for the end of a partial last line (read when Sierra finishes it):"
+        )?;
+        for (file, bytes) in pending {
+            writeln!(out, "  {file}: {bytes} bytes")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,796 @@
+//! The TOML configuration (`config/mia.toml` is the documented reference).
+//!
+//! The file is read into a spanned TOML tree and walked section by section, so that one pass
+//! reports every unknown key and every invalid value with its key, line and column, instead of
+//! stopping at the first. Risk limits (a later section) get no silent defaults; operational knobs
+//! do, and the reference file documents each default.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveTime;
+use chrono_tz::Tz;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::model::ContractSpec;
+
+/// The reference configuration, embedded so that mia runs with no file at all.
+pub const REFERENCE: &str = include_str!("../config/mia.toml");
+
+/// One problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Dotted key, for example `ingest.poll_interval_ms`.
+    pub key: String,
+    /// 1-based line of the offending key or value.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and what is expected.
+    pub message: String,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{path}: invalid TOML: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// Parser message, with its position.
+        message: String,
+    },
+    /// The file is TOML but some keys or values are wrong; every one is listed.
+    #[error("{}", render_issues(path, issues))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Every problem found.
+        issues: Vec<ConfigIssue>,
+    },
+}
+
+fn render_issues(path: &Path, issues: &[ConfigIssue]) -> String {
+    let mut out = format!(
+        "{} has {} invalid setting(s):",
+        path.display(),
+        issues.len()
+    );
+    for issue in issues {
+        out.push_str(&format!(
+            "\n  {}:{}:{}: {}: {}",
+            path.display(),
+            issue.line,
+            issue.column,
+            issue.key,
+            issue.message
+        ));
+    }
+    out
+}
+
+/// Folders mia reads and writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Paths {
+    /// Where the Sierra studies write their chart files.
+    pub data_dir: PathBuf,
+    /// Where mia writes its journals (unified journal, rejects, decisions).
+    pub journal_dir: PathBuf,
+    /// Where mia keeps state across restarts (ingest checkpoint, kill switch).
+    pub state_dir: PathBuf,
+}
+
+/// Which record types of a chart go to the unified journal.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TypeFilter {
+    /// When set, only these types are journaled.
+    pub include: Option<BTreeSet<String>>,
+    /// These types are never journaled.
+    pub exclude: BTreeSet<String>,
+}
+
+impl TypeFilter {
+    /// Returns whether records of `kind` are journaled.
+    pub fn allows(&self, kind: &str) -> bool {
+        self.include.as_ref().is_none_or(|inc| inc.contains(kind)) && !self.exclude.contains(kind)
+    }
+}
+
+/// Ingest settings (product.md §3, §4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestConfig {
+    /// Chart numbers to read.
+    pub charts: Vec<u16>,
+    /// How often file sizes are polled, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// How often folders are scanned for new files (daily rotation), in milliseconds.
+    pub rescan_interval_ms: u64,
+    /// Time zone of the Sierra charts, for bar times.
+    pub chart_time_zone: Tz,
+    /// Whether the chart-3 VWAP field `v` holds the +1σ band (the known dumper bug).
+    pub vwap_v_is_plus_one_sigma: bool,
+    /// Whether each journal batch is flushed to disk (fsync) before its checkpoint.
+    pub fsync: bool,
+    /// At most this many bytes are read from one file per poll, to bound memory.
+    pub max_read_bytes: usize,
+    /// Journal filters per chart.
+    pub filters: BTreeMap<u16, TypeFilter>,
+}
+
+/// The exchange session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionConfig {
+    /// Exchange time zone.
+    pub time_zone: Tz,
+    /// Regular session open, exchange time.
+    pub open: NaiveTime,
+    /// Regular session close, exchange time.
+    pub close: NaiveTime,
+}
+
+/// Chart numbers of one instrument's Sierra charts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChartMap {
+    /// One-minute chart (order flow, VWAP, value area, T&S).
+    pub minute: u16,
+    /// Thirty-minute profile chart.
+    pub profile: u16,
+    /// VIX chart.
+    pub vix: u16,
+    /// MenthorQ levels chart.
+    pub menthorq: u16,
+}
+
+/// One traded instrument.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstrumentConfig {
+    /// Name, which is also the symbol root (`ES`, `NQ`, …).
+    pub name: String,
+    /// Full Sierra symbol, used for routing orders (`ESZ25_FUT_CME`).
+    pub symbol: Option<String>,
+    /// Data folder of this instrument's Sierra instance; defaults to `paths.data_dir`.
+    pub data_dir: Option<PathBuf>,
+    /// Its charts.
+    pub charts: ChartMap,
+    /// Contract specification.
+    pub spec: ContractSpec,
+}
+
+/// Staleness thresholds (product.md §5).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StalenessConfig {
+    /// One-minute data older than this is stale, in seconds.
+    pub minute_secs: u64,
+    /// Thirty-minute data older than this is stale, in seconds.
+    pub profile_secs: u64,
+    /// VIX older than this is stale, in seconds.
+    pub vix_secs: u64,
+    /// MenthorQ refresh interval by VIX policy `low`/`normal`, `high`, `extreme`, in minutes;
+    /// levels older than twice the interval are stale.
+    pub menthorq_refresh_minutes: [u64; 3],
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Folders.
+    pub paths: Paths,
+    /// Ingest.
+    pub ingest: IngestConfig,
+    /// Exchange session.
+    pub session: SessionConfig,
+    /// Instruments by name.
+    pub instruments: BTreeMap<String, InstrumentConfig>,
+    /// Staleness thresholds.
+    pub staleness: StalenessConfig,
+}
+
+impl Config {
+    /// Returns the embedded reference configuration.
+    ///
+    /// # Panics
+    ///
+    /// Never in a released build: a test parses the reference file.
+    pub fn reference() -> Config {
+        Config::parse(REFERENCE, Path::new("config/mia.toml"))
+            .unwrap_or_else(|e| panic!("the embedded reference config is invalid: {e}"))
+    }
+
+    /// Reads and validates a configuration file.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when the file cannot be read, is not TOML, or has invalid settings (all
+    /// of them are listed).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates configuration text; `path` is only used in messages and to resolve
+    /// nothing: relative folders stay relative to the working directory.
+    ///
+    /// # Errors
+    ///
+    /// See [`Config::load`].
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let root = DeTable::parse(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        let mut r = Reporter {
+            text,
+            issues: Vec::new(),
+        };
+        let mut top = Section::new("", root.get_ref(), 0..0);
+        let config = read_config(&mut r, &mut top);
+        top.finish(&mut r);
+        match config {
+            Some(config) if r.issues.is_empty() => Ok(config),
+            _ => {
+                r.issues.sort_by_key(|i| (i.line, i.column));
+                Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    issues: r.issues,
+                })
+            }
+        }
+    }
+
+    /// Returns the data folder of an instrument.
+    pub fn instrument_data_dir<'a>(&'a self, instrument: &'a InstrumentConfig) -> &'a Path {
+        instrument
+            .data_dir
+            .as_deref()
+            .unwrap_or(&self.paths.data_dir)
+    }
+}
+
+struct Reporter<'s> {
+    text: &'s str,
+    issues: Vec<ConfigIssue>,
+}
+
+impl Reporter<'_> {
+    fn issue(&mut self, key: &str, span: std::ops::Range<usize>, message: impl Into<String>) {
+        let before = &self.text[..span.start.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        self.issues.push(ConfigIssue {
+            key: key.to_owned(),
+            line,
+            column,
+            message: message.into(),
+        });
+    }
+}
+
+struct Section<'t, 'i> {
+    path: String,
+    table: &'t DeTable<'i>,
+    span: std::ops::Range<usize>,
+    used: BTreeSet<String>,
+}
+
+fn describe(value: &DeValue<'_>) -> String {
+    match value {
+        DeValue::String(s) => format!("string \"{s}\""),
+        DeValue::Integer(i) => format!("integer {i}"),
+        DeValue::Float(f) => format!("float {f}"),
+        DeValue::Boolean(b) => format!("boolean {b}"),
+        DeValue::Datetime(d) => format!("datetime {d}"),
+        DeValue::Array(_) => "an array".into(),
+        DeValue::Table(_) => "a table".into(),
+    }
+}
+
+fn int_of(value: &DeValue<'_>) -> Option<i64> {
+    let DeValue::Integer(i) = value else {
+        return None;
+    };
+    i64::from_str_radix(i.as_str(), i.radix()).ok()
+}
+
+impl<'t, 'i> Section<'t, 'i> {
+    fn new(path: &str, table: &'t DeTable<'i>, span: std::ops::Range<usize>) -> Self {
+        Self {
+            path: path.to_owned(),
+            table,
+            span,
+            used: BTreeSet::new(),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn get(&mut self, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
+        self.used.insert(key.to_owned());
+        self.table.get(key)
+    }
+
+    fn sub(&mut self, r: &mut Reporter<'_>, key: &str) -> Option<Section<'t, 'i>> {
+        let full = self.key(key);
+        match self.get(key) {
+            None => Some(Section::new(&full, empty_table(), self.span.clone())),
+            Some(v) => match v.get_ref() {
+                DeValue::Table(t) => Some(Section::new(&full, t, v.span())),
+                other => {
+                    r.issue(
+                        &full,
+                        v.span(),
+                        format!("expected a table, found {}", describe(other)),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    /// Reads a value with `parse`, or `default` when absent. A bad value is reported and `None`
+    /// is returned so that reading goes on.
+    fn value<T>(
+        &mut self,
+        r: &mut Reporter<'_>,
+        key: &str,
+        default: Option<T>,
+        expected: &str,
+        parse: impl FnOnce(&DeValue<'i>) -> Option<T>,
+    ) -> Option<T> {
+        let full = self.key(key);
+        match self.get(key) {
+            None => {
+                if default.is_none() {
+                    r.issue(
+                        &full,
+                        self.span.clone(),
+                        format!("missing; expected {expected}"),
+                    );
+                }
+                default
+            }
+            Some(v) => {
+                let parsed = parse(v.get_ref());
+                if parsed.is_none() {
+                    r.issue(
+                        &full,
+                        v.span(),
+                        format!("expected {expected}, found {}", describe(v.get_ref())),
+                    );
+                }
+                parsed
+            }
+        }
+    }
+
+    fn string(&mut self, r: &mut Reporter<'_>, key: &str, default: Option<&str>) -> Option<String> {
+        self.value(
+            r,
+            key,
+            default.map(str::to_owned),
+            "a string",
+            |v| match v {
+                DeValue::String(s) => Some(s.to_string()),
+                _ => None,
+            },
+        )
+    }
+
+    fn opt_string(&mut self, r: &mut Reporter<'_>, key: &str) -> Option<Option<String>> {
+        self.value(r, key, Some(None), "a string", |v| match v {
+            DeValue::String(s) => Some(Some(s.to_string())),
+            _ => None,
+        })
+    }
+
+    fn int(
+        &mut self,
+        r: &mut Reporter<'_>,
+        key: &str,
+        default: Option<u64>,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        let expected = format!("an integer from {min} to {max}");
+        self.value(r, key, default, &expected, |v| {
+            int_of(v)
+                .and_then(|i| u64::try_from(i).ok())
+                .filter(|i| (min..=max).contains(i))
+        })
+    }
+
+    fn float(
+        &mut self,
+        r: &mut Reporter<'_>,
+        key: &str,
+        default: Option<f64>,
+        expected: &str,
+        ok: impl Fn(f64) -> bool,
+    ) -> Option<f64> {
+        self.value(r, key, default, expected, |v| {
+            let x = match v {
+                DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+                DeValue::Integer(_) => int_of(v).map(|i| i as f64),
+                _ => None,
+            }?;
+            ok(x).then_some(x)
+        })
+    }
+
+    fn boolean(&mut self, r: &mut Reporter<'_>, key: &str, default: bool) -> Option<bool> {
+        self.value(r, key, Some(default), "true or false", |v| match v {
+            DeValue::Boolean(b) => Some(*b),
+            _ => None,
+        })
+    }
+
+    fn time_zone(&mut self, r: &mut Reporter<'_>, key: &str, default: &str) -> Option<Tz> {
+        self.value(
+            r,
+            key,
+            default.parse().ok(),
+            "an IANA time zone such as \"America/New_York\"",
+            |v| match v {
+                DeValue::String(s) => s.parse::<Tz>().ok(),
+                _ => None,
+            },
+        )
+    }
+
+    fn clock_time(&mut self, r: &mut Reporter<'_>, key: &str, default: &str) -> Option<NaiveTime> {
+        self.value(
+            r,
+            key,
+            NaiveTime::parse_from_str(default, "%H:%M").ok(),
+            "a time \"HH:MM\"",
+            |v| match v {
+                DeValue::String(s) => NaiveTime::parse_from_str(s, "%H:%M").ok(),
+                _ => None,
+            },
+        )
+    }
+
+    fn strings(&mut self, r: &mut Reporter<'_>, key: &str) -> Option<Option<BTreeSet<String>>> {
+        self.value(r, key, Some(None), "an array of strings", |v| match v {
+            DeValue::Array(items) => items
+                .iter()
+                .map(|item| match item.get_ref() {
+                    DeValue::String(s) => Some(s.to_string()),
+                    _ => None,
+                })
+                .collect::<Option<BTreeSet<_>>>()
+                .map(Some),
+            _ => None,
+        })
+    }
+
+    fn finish(self, r: &mut Reporter<'_>) {
+        for (key, _) in self.table.iter() {
+            if !self.used.contains(key.get_ref().as_ref()) {
+                let full = self.key(key.get_ref());
+                r.issue(
+                    &full,
+                    key.span(),
+                    "unknown key (see config/mia.toml for the reference)",
+                );
+            }
+        }
+    }
+}
+
+fn empty_table() -> &'static DeTable<'static> {
+    static EMPTY: std::sync::OnceLock<DeTable<'static>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(DeTable::new)
+}
+
+fn read_config(r: &mut Reporter<'_>, top: &mut Section<'_, '_>) -> Option<Config> {
+    let paths = top.sub(r, "paths").and_then(|mut s| {
+        let dirs = (
+            s.string(r, "data_dir", Some("data")),
+            s.string(r, "journal_dir", Some("journal")),
+            s.string(r, "state_dir", Some("state")),
+        );
+        s.finish(r);
+        Some(Paths {
+            data_dir: dirs.0?.into(),
+            journal_dir: dirs.1?.into(),
+            state_dir: dirs.2?.into(),
+        })
+    });
+    let ingest = top.sub(r, "ingest").and_then(|s| read_ingest(r, s));
+    let session = top.sub(r, "session").and_then(|mut s| {
+        let session = SessionConfig {
+            time_zone: s.time_zone(r, "time_zone", "America/New_York")?,
+            open: s.clock_time(r, "open", "09:30")?,
+            close: s.clock_time(r, "close", "16:00")?,
+        };
+        s.finish(r);
+        Some(session)
+    });
+    let instruments = top
+        .sub(r, "instruments")
+        .and_then(|s| read_instruments(r, s));
+    let staleness = top.sub(r, "staleness").and_then(|mut s| {
+        let minute_secs = s.int(r, "minute_secs", Some(30), 1, 86_400);
+        let profile_secs = s.int(r, "profile_secs", Some(300), 1, 86_400);
+        let vix_secs = s.int(r, "vix_secs", Some(300), 1, 86_400);
+        let refresh = s.sub(r, "menthorq_refresh_minutes").and_then(|mut m| {
+            let normal = m.int(r, "normal", Some(30), 1, 1_440);
+            let high = m.int(r, "high", Some(15), 1, 1_440);
+            let extreme = m.int(r, "extreme", Some(5), 1, 1_440);
+            m.finish(r);
+            Some([normal?, high?, extreme?])
+        });
+        s.finish(r);
+        Some(StalenessConfig {
+            minute_secs: minute_secs?,
+            profile_secs: profile_secs?,
+            vix_secs: vix_secs?,
+            menthorq_refresh_minutes: refresh?,
+        })
+    });
+    Some(Config {
+        paths: paths?,
+        ingest: ingest?,
+        session: session?,
+        instruments: instruments?,
+        staleness: staleness?,
+    })
+}
+
+fn read_ingest(r: &mut Reporter<'_>, mut s: Section<'_, '_>) -> Option<IngestConfig> {
+    let charts = s.value(
+        r,
+        "charts",
+        Some(vec![3, 4, 8, 10]),
+        "an array of chart numbers",
+        |v| match v {
+            DeValue::Array(items) if !items.is_empty() => items
+                .iter()
+                .map(|i| int_of(i.get_ref()).and_then(|n| u16::try_from(n).ok()))
+                .collect::<Option<Vec<u16>>>(),
+            _ => None,
+        },
+    );
+    let poll_interval_ms = s.int(r, "poll_interval_ms", Some(100), 1, 60_000);
+    let rescan_interval_ms = s.int(r, "rescan_interval_ms", Some(1_000), 1, 3_600_000);
+    let chart_time_zone = s.time_zone(r, "chart_time_zone", "America/New_York");
+    let vwap_bug = s.boolean(r, "vwap_v_is_plus_one_sigma", true);
+    let fsync = s.boolean(r, "fsync", true);
+    let max_read_bytes = s
+        .int(r, "max_read_mib", Some(16), 1, 4_096)
+        .map(|m| (m as usize) << 20);
+    let mut filters = BTreeMap::new();
+    let mut filters_ok = true;
+    if let Some(filter_section) = s.sub(r, "filters") {
+        let mut fs = filter_section;
+        let keys: Vec<String> = fs
+            .table
+            .iter()
+            .map(|(k, _)| k.get_ref().to_string())
+            .collect();
+        for key in keys {
+            let Some(value) = fs.get(&key) else { continue };
+            let Ok(chart) = key.parse::<u16>() else {
+                r.issue(
+                    &fs.key(&key),
+                    value.span(),
+                    "expected a chart number as the table name, such as [ingest.filters.3]",
+                );
+                filters_ok = false;
+                continue;
+            };
+            let Some(mut cs) = fs.sub(r, &key) else {
+                filters_ok = false;
+                continue;
+            };
+            let include = cs.strings(r, "include");
+            let exclude = cs.strings(r, "exclude");
+            cs.finish(r);
+            match (include, exclude) {
+                (Some(include), Some(exclude)) => {
+                    filters.insert(
+                        chart,
+                        TypeFilter {
+                            include,
+                            exclude: exclude.unwrap_or_default(),
+                        },
+                    );
+                }
+                _ => filters_ok = false,
+            }
+        }
+        fs.finish(r);
+    }
+    s.finish(r);
+    Some(IngestConfig {
+        charts: charts?,
+        poll_interval_ms: poll_interval_ms?,
+        rescan_interval_ms: rescan_interval_ms?,
+        chart_time_zone: chart_time_zone?,
+        vwap_v_is_plus_one_sigma: vwap_bug?,
+        fsync: fsync?,
+        max_read_bytes: max_read_bytes?,
+        filters: filters_ok.then_some(filters)?,
+    })
+}
+
+fn read_instruments(
+    r: &mut Reporter<'_>,
+    mut s: Section<'_, '_>,
+) -> Option<BTreeMap<String, InstrumentConfig>> {
+    let names: Vec<String> = s
+        .table
+        .iter()
+        .map(|(k, _)| k.get_ref().to_string())
+        .collect();
+    if names.is_empty() {
+        r.issue(
+            "instruments",
+            s.span.clone(),
+            "at least one instrument is needed, such as [instruments.ES]",
+        );
+        return None;
+    }
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for name in names {
+        let Some(mut inst) = s.sub(r, &name) else {
+            ok = false;
+            continue;
+        };
+        let builtin = ContractSpec::builtin(&name);
+        let symbol = inst.opt_string(r, "symbol");
+        let data_dir = inst.opt_string(r, "data_dir");
+        let charts = inst.sub(r, "charts").and_then(|mut c| {
+            let map = (
+                c.int(r, "minute", Some(3), 1, 9_999),
+                c.int(r, "profile", Some(4), 1, 9_999),
+                c.int(r, "vix", Some(8), 1, 9_999),
+                c.int(r, "menthorq", Some(10), 1, 9_999),
+            );
+            c.finish(r);
+            Some(ChartMap {
+                minute: map.0? as u16,
+                profile: map.1? as u16,
+                vix: map.2? as u16,
+                menthorq: map.3? as u16,
+            })
+        });
+        let positive = |x: f64| x > 0.0 && x.is_finite();
+        let tick_size = inst.float(
+            r,
+            "tick_size",
+            builtin.map(|b| b.tick_size),
+            "a positive price increment",
+            positive,
+        );
+        let tick_value = inst.float(
+            r,
+            "tick_value",
+            builtin.map(|b| b.tick_value),
+            "a positive dollar value per tick",
+            positive,
+        );
+        inst.finish(r);
+        match (symbol, data_dir, charts, tick_size, tick_value) {
+            (Some(symbol), Some(data_dir), Some(charts), Some(tick_size), Some(tick_value)) => {
+                out.insert(
+                    name.clone(),
+                    InstrumentConfig {
+                        name,
+                        symbol,
+                        data_dir: data_dir.map(PathBuf::from),
+                        charts,
+                        spec: ContractSpec {
+                            tick_size,
+                            tick_value,
+                        },
+                    },
+                );
+            }
+            _ => ok = false,
+        }
+    }
+    s.finish(r);
+    ok.then_some(out)
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.line, self.column, self.key, self.message
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_config_parses() {
+        let config = Config::reference();
+        assert_eq!(config.ingest.charts, vec![3, 4, 8, 10]);
+        assert_eq!(config.instruments["ES"].spec.tick_value, 12.5);
+        assert_eq!(config.instruments["NQ"].spec.tick_value, 5.0);
+    }
+
+    #[test]
+    fn minimal_file_gets_documented_defaults() {
+        let config = Config::parse("[instruments.ES]\n", Path::new("m.toml")).unwrap();
+        assert_eq!(config.ingest.poll_interval_ms, 100);
+        assert_eq!(config.paths.data_dir, PathBuf::from("data"));
+        assert_eq!(config.instruments["ES"].charts.menthorq, 10);
+        assert_eq!(config.staleness.menthorq_refresh_minutes, [30, 15, 5]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = "\
+[ingest]
+poll_interval_ms = \"fast\"
+chart_time_zone = \"Mars/Olympus\"
+colour = 3
+
+[instruments.ZB]
+charts = { minute = 0 }
+
+[instruments.ES]
+tick_value = -1
+
+[sesion]
+open = \"09:30\"
+";
+        let err = Config::parse(text, Path::new("bad.toml")).unwrap_err();
+        let ConfigError::Invalid { issues, .. } = &err else {
+            panic!("{err}")
+        };
+        let got: Vec<String> = issues.iter().map(ToString::to_string).collect();
+        pretty_assertions::assert_eq!(
+            got,
+            vec![
+                "2:20: ingest.poll_interval_ms: expected an integer from 1 to 60000, found string \"fast\"",
+                "3:19: ingest.chart_time_zone: expected an IANA time zone such as \"America/New_York\", found string \"Mars/Olympus\"",
+                "4:1: ingest.colour: unknown key (see config/mia.toml for the reference)",
+                "6:1: instruments.ZB.tick_size: missing; expected a positive price increment",
+                "6:1: instruments.ZB.tick_value: missing; expected a positive dollar value per tick",
+                "7:21: instruments.ZB.charts.minute: expected an integer from 1 to 9999, found integer 0",
+                "10:14: instruments.ES.tick_value: expected a positive dollar value per tick, found integer -1",
+                "12:2: sesion: unknown key (see config/mia.toml for the reference)",
+            ]
+        );
+        assert!(
+            err.to_string()
+                .contains("bad.toml:2:20: ingest.poll_interval_ms")
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_the_file() {
+        let err = Config::parse("[ingest\n", Path::new("x.toml")).unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");
+        assert!(err.to_string().starts_with("x.toml: invalid TOML"));
+    }
+}

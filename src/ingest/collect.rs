@@ -1,0 +1,351 @@
+//! `mia collect`: ingest plus the unified journal, crash-safe (product.md §4, §13).
+//!
+//! Each step polls the files, appends every accepted record to `mia_unified_YYYYMMDD.jsonl` and
+//! every rejected line to `mia_rejects_YYYYMMDD.jsonl`, commits both, then stores the checkpoint.
+//! See [`crate::journal`] for why that order makes a crash lose and duplicate nothing.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+
+use super::naming::yyyymmdd;
+use super::record::Record;
+use super::{IngestError, Ingestor, LineEvent, Outcome, SourceFile};
+use crate::clock::{Clock, Stopwatch};
+use crate::config::{Config, TypeFilter};
+use crate::journal::{Checkpoint, Journal, JournalError};
+use crate::model::utc_to_local;
+
+/// Errors that stop `collect`.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// Ingest could not start or go on.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// The journal or checkpoint could not be written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// What `collect` needs to know.
+#[derive(Debug, Clone)]
+pub struct CollectOptions {
+    /// Data folder written by Sierra.
+    pub data_dir: PathBuf,
+    /// Journal folder.
+    pub journal_dir: PathBuf,
+    /// State folder (checkpoint).
+    pub state_dir: PathBuf,
+    /// Charts to read.
+    pub charts: Vec<u16>,
+    /// Chart time zone.
+    pub tz: Tz,
+    /// Poll interval.
+    pub poll_interval: Duration,
+    /// Folder rescan interval.
+    pub rescan_interval: Duration,
+    /// Fsync each batch.
+    pub fsync: bool,
+    /// Read limit per file and poll.
+    pub max_read: usize,
+    /// Journal filters per chart.
+    pub filters: BTreeMap<u16, TypeFilter>,
+}
+
+impl CollectOptions {
+    /// Takes the options from a configuration.
+    pub fn from_config(config: &Config) -> CollectOptions {
+        CollectOptions {
+            data_dir: config.paths.data_dir.clone(),
+            journal_dir: config.paths.journal_dir.clone(),
+            state_dir: config.paths.state_dir.clone(),
+            charts: config.ingest.charts.clone(),
+            tz: config.ingest.chart_time_zone,
+            poll_interval: Duration::from_millis(config.ingest.poll_interval_ms),
+            rescan_interval: Duration::from_millis(config.ingest.rescan_interval_ms),
+            fsync: config.ingest.fsync,
+            max_read: config.ingest.max_read_bytes,
+            filters: config.ingest.filters.clone(),
+        }
+    }
+}
+
+/// One rejected line, as reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// File, relative to the data folder.
+    pub file: String,
+    /// 1-based line number.
+    pub line: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// The ingest-and-journal loop.
+pub struct Collector {
+    opts: CollectOptions,
+    ingestor: Ingestor,
+    journal: Journal,
+    clock: Arc<dyn Clock>,
+    rejects: Vec<Reject>,
+    journaled: u64,
+    warned: BTreeMap<String, u64>,
+}
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collector")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many rejected lines per file are logged as warnings; all of them go to the rejects
+/// journal and the report.
+const WARN_PER_FILE: u64 = 10;
+
+impl Collector {
+    /// Opens the data folder, restores the checkpoint and cuts the journals back to it.
+    ///
+    /// # Errors
+    ///
+    /// [`CollectError`] when the data folder is missing, the checkpoint belongs to another
+    /// folder, or a journal cannot be opened.
+    pub fn open(opts: CollectOptions, clock: Arc<dyn Clock>) -> Result<Collector, CollectError> {
+        let mut ingestor = Ingestor::new(&opts.data_dir, &opts.charts, opts.tz, opts.max_read)?;
+        let checkpoint = Checkpoint::load(&opts.state_dir)?;
+        let data = opts.data_dir.display().to_string();
+        let journal_dir = opts.journal_dir.display().to_string();
+        if let Some(cp) = &checkpoint
+            && (cp.data_dir != data || cp.journal_dir != journal_dir)
+        {
+            return Err(JournalError::Mismatch {
+                state: opts.state_dir.clone(),
+                was_data: cp.data_dir.clone(),
+                was_journal: cp.journal_dir.clone(),
+                now_data: data,
+            }
+            .into());
+        }
+        let journal = Journal::open(
+            &opts.journal_dir,
+            checkpoint.as_ref(),
+            &opts.state_dir,
+            opts.fsync,
+        )?;
+        if let Some(cp) = checkpoint {
+            ingestor.resume_from(cp.files);
+        }
+        ingestor.rescan()?;
+        Ok(Collector {
+            opts,
+            ingestor,
+            journal,
+            clock,
+            rejects: Vec::new(),
+            journaled: 0,
+            warned: BTreeMap::new(),
+        })
+    }
+
+    /// Returns the ingestor (counters, sources, pending partial lines).
+    pub fn ingestor(&self) -> &Ingestor {
+        &self.ingestor
+    }
+
+    /// Returns every line rejected since start (also those re-read after a restart).
+    pub fn rejects(&self) -> &[Reject] {
+        &self.rejects
+    }
+
+    /// Returns how many records this process appended to the unified journal.
+    pub fn journaled(&self) -> u64 {
+        self.journaled
+    }
+
+    /// Returns the journal folder.
+    pub fn journal_dir(&self) -> &std::path::Path {
+        self.journal.dir()
+    }
+
+    /// Polls once (until the files are drained when `drain`), journals, commits and stores the
+    /// checkpoint. `on_record` sees every accepted record, replayed ones included (the snapshot
+    /// uses it). Returns the number of lines read.
+    ///
+    /// # Errors
+    ///
+    /// [`CollectError`] when the journal or checkpoint cannot be written.
+    pub fn step(
+        &mut self,
+        drain: bool,
+        on_record: &mut dyn FnMut(&SourceFile, &Record<'_>),
+    ) -> Result<u64, CollectError> {
+        let now = self.clock.now();
+        let ingest_ts = now.to_iso_micros();
+        let today = utc_to_local(now, self.opts.tz).map(|d| d.date());
+        let mut failure: Option<JournalError> = None;
+        let journal = &mut self.journal;
+        let rejects = &mut self.rejects;
+        let warned = &mut self.warned;
+        let filters = &self.opts.filters;
+        let tz = self.opts.tz;
+        let mut journaled = 0;
+        let mut sink = |event: LineEvent<'_>| {
+            if failure.is_some() {
+                return;
+            }
+            let file_date = event.source.name.date;
+            match &event.outcome {
+                Outcome::Accepted(record) => {
+                    on_record(event.source, record);
+                    if event.replayed {
+                        return;
+                    }
+                    let chart = event.source.name.chart;
+                    if filters.get(&chart).is_some_and(|f| !f.allows(&record.kind)) {
+                        return;
+                    }
+                    let date = file_date
+                        .or_else(|| utc_to_local(record.ts, tz).map(|d| d.date()))
+                        .or(today);
+                    match journal.buffer(&journal_name("unified", date)) {
+                        Ok(buf) => {
+                            write_unified(buf, record, chart, &ingest_ts, event.raw);
+                            journaled += 1;
+                        }
+                        Err(e) => failure = Some(e),
+                    }
+                }
+                Outcome::Invalid(reason) => {
+                    let reason = reason.to_string();
+                    if !event.replayed {
+                        let count = warned.entry(event.source.rel.clone()).or_insert(0);
+                        *count += 1;
+                        if *count <= WARN_PER_FILE {
+                            tracing::warn!(file = %event.source.rel, line = event.line_no, %reason, "rejected line");
+                        }
+                        match journal.buffer(&journal_name("rejects", file_date.or(today))) {
+                            Ok(buf) => write_reject(buf, &event, &reason, &ingest_ts),
+                            Err(e) => failure = Some(e),
+                        }
+                    }
+                    rejects.push(Reject {
+                        file: event.source.rel.clone(),
+                        line: event.line_no,
+                        reason,
+                    });
+                }
+                Outcome::Duplicate(_) => {}
+            }
+        };
+        let lines = if drain {
+            self.ingestor.drain(&mut sink)
+        } else {
+            self.ingestor.poll(&mut sink)
+        };
+        if let Some(e) = failure {
+            return Err(e.into());
+        }
+        self.journaled += journaled;
+        self.journal.commit()?;
+        if lines > 0 {
+            self.store_checkpoint()?;
+        }
+        Ok(lines)
+    }
+
+    fn store_checkpoint(&self) -> Result<(), CollectError> {
+        Checkpoint {
+            version: 1,
+            data_dir: self.opts.data_dir.display().to_string(),
+            journal_dir: self.opts.journal_dir.display().to_string(),
+            journals: self.journal.lengths(),
+            files: self.ingestor.offsets(),
+        }
+        .store(&self.opts.state_dir, self.opts.fsync)?;
+        Ok(())
+    }
+
+    /// Runs until `stop` is set (or, with `once`, until the files are drained), rescanning for
+    /// new files at the configured interval.
+    ///
+    /// # Errors
+    ///
+    /// [`CollectError`] when the journal cannot be written or the data folder disappears.
+    pub fn run(
+        &mut self,
+        once: bool,
+        stop: &AtomicBool,
+        on_record: &mut dyn FnMut(&SourceFile, &Record<'_>),
+    ) -> Result<(), CollectError> {
+        if once {
+            self.step(true, on_record)?;
+            return Ok(());
+        }
+        let mut since_rescan = Stopwatch::start();
+        while !stop.load(Ordering::Relaxed) {
+            let started = Stopwatch::start();
+            if since_rescan.elapsed() >= self.opts.rescan_interval {
+                let added = self.ingestor.rescan()?;
+                if added > 0 {
+                    tracing::info!(added, "new chart files");
+                }
+                since_rescan = Stopwatch::start();
+            }
+            self.step(false, on_record)?;
+            if let Some(rest) = self.opts.poll_interval.checked_sub(started.elapsed()) {
+                std::thread::sleep(rest);
+            }
+        }
+        // A last drain so that Ctrl-C leaves nothing read-but-unjournaled behind.
+        self.step(true, on_record)?;
+        Ok(())
+    }
+}
+
+fn journal_name(what: &str, date: Option<NaiveDate>) -> String {
+    match date {
+        Some(date) => format!("mia_{what}_{}.jsonl", yyyymmdd(date)),
+        None => format!("mia_{what}_undated.jsonl"),
+    }
+}
+
+/// Appends one unified-journal line: `{"t","ts","sym","graph","type","ingest_ts","data"}` with
+/// the source line verbatim as `data`, so that no field is lost or reformatted.
+fn write_unified(buf: &mut Vec<u8>, record: &Record<'_>, chart: u16, ingest_ts: &str, raw: &str) {
+    let _ = write!(
+        buf,
+        "{{\"t\":{},\"ts\":\"{}\",\"sym\":",
+        record.t,
+        record.ts.to_iso_millis()
+    );
+    match &record.sym {
+        Some(sym) => {
+            let _ = serde_json::to_writer(&mut *buf, sym.as_ref());
+        }
+        None => buf.extend_from_slice(b"null"),
+    }
+    let _ = write!(buf, ",\"graph\":{chart},\"type\":");
+    let _ = serde_json::to_writer(&mut *buf, record.kind.as_ref());
+    let _ = write!(buf, ",\"ingest_ts\":\"{ingest_ts}\",\"data\":{raw}}}\n");
+}
+
+fn write_reject(buf: &mut Vec<u8>, event: &LineEvent<'_>, reason: &str, ingest_ts: &str) {
+    // Keep the start of the line for the report; a garbage line can be megabytes long.
+    let raw: String = event.raw.chars().take(512).collect();
+    let line = serde_json::json!({
+        "file": event.source.rel,
+        "line": event.line_no,
+        "reason": reason,
+        "raw": raw,
+        "ingest_ts": ingest_ts,
+    });
+    let _ = serde_json::to_writer(&mut *buf, &line);
+    buf.push(b'\n');
+}
