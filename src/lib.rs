@@ -15,3 +15,4 @@ pub mod ingest;
 pub mod journal;
 pub mod model;
 pub mod simulate;
+pub mod snapshot;

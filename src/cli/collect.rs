@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
-use mia::clock::{LiveClock, Stopwatch};
+use mia::clock::{Clock, LiveClock, Stopwatch};
 use mia::config::Config;
 use mia::ingest::collect::{CollectOptions, Collector};
+use mia::model::Timestamp;
+use mia::snapshot::SnapshotStore;
 
 use super::Status;
 
@@ -59,9 +61,57 @@ pub(crate) fn run(config: &Config, args: Args) -> anyhow::Result<Status> {
             "tailing; Ctrl-C to stop"
         );
     }
-    collector.run(args.once, &stop, &mut |_, _| {})?;
+    // The snapshot is built alongside. In follow mode its clock is the wall clock; with --once
+    // over recorded files it is the latest record time, so that ages read as in a replay.
+    let mut store = SnapshotStore::new(config);
+    let mut latest = Timestamp::default();
+    let live = LiveClock;
+    collector.run(args.once, &stop, &mut |source, record| {
+        latest = latest.max(record.ts);
+        let now = if args.once { latest } else { live.now() };
+        store.apply(source.name.chart, record, now);
+    })?;
     report(&collector, started.elapsed())?;
+    let now = if args.once { latest } else { live.now() };
+    report_snapshots(&store, now, config)?;
     Ok(Status::Ok)
+}
+
+fn fmt_price(p: Option<f64>) -> String {
+    p.map_or_else(|| "-".to_owned(), |p| format!("{p:.2}"))
+}
+
+fn report_snapshots(store: &SnapshotStore, now: Timestamp, config: &Config) -> anyhow::Result<()> {
+    let in_session = store.in_session(now);
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "instrument", "last", "bid/ask", "vwap ±1σ", "value area", "vix", "levels", "stale",
+    ]);
+    let mut any = false;
+    for s in store.snapshots().iter().filter(|s| s.bar.is_some() || s.vix.is_some()) {
+        any = true;
+        let stale: Vec<String> = s
+            .ages(now, &config.staleness, in_session)
+            .iter()
+            .filter(|a| a.stale)
+            .map(|a| format!("{:?}", a.source).to_lowercase())
+            .collect();
+        table.add_row(vec![
+            s.instrument.clone(),
+            fmt_price(s.last_price),
+            format!("{}/{}", fmt_price(s.bid), fmt_price(s.ask)),
+            s.vwap.map_or_else(|| "-".into(), |v| format!("{:.2} ±{:.2}", v.vwap, v.sigma().unwrap_or(0.0))),
+            s.value_area.map_or_else(|| "-".into(), |a| format!("{:.2}–{:.2} poc {:.2}", a.val, a.vah, a.vpoc)),
+            s.vix.map_or_else(|| "-".into(), |v| format!("{v:.2}")),
+            s.levels.len().to_string(),
+            if stale.is_empty() { "none".into() } else { stale.join(",") },
+        ]);
+    }
+    if any {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "\nmarket snapshot at {}:\n{table}", now.to_iso_millis())?;
+    }
+    Ok(())
 }
 
 fn report(collector: &Collector, elapsed: std::time::Duration) -> anyhow::Result<()> {

@@ -136,7 +136,7 @@ fn study(v: Option<f64>) -> Option<f64> {
 }
 
 /// One-minute (or any chart-3) bar: `basedata`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Bar {
     /// Open.
     pub open: f64,
@@ -167,7 +167,7 @@ pub struct VwapFields {
 }
 
 /// A value area (POC, VAH, VAL); `trusted` is false when `val ≤ vpoc ≤ vah` does not hold.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct ValueArea {
     /// Value area high.
     pub vah: f64,
@@ -192,7 +192,7 @@ impl ValueArea {
 }
 
 /// NBCV order flow of one bar.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct OrderFlow {
     /// Volume traded at the ask.
     pub ask_volume: f64,
