@@ -31,7 +31,12 @@ pub enum Source {
 
 impl Source {
     /// Every source, in display order.
-    pub const ALL: [Source; 4] = [Source::Minute, Source::Profile, Source::Vix, Source::MenthorQ];
+    pub const ALL: [Source; 4] = [
+        Source::Minute,
+        Source::Profile,
+        Source::Vix,
+        Source::MenthorQ,
+    ];
 
     fn idx(self) -> usize {
         self as usize
@@ -217,7 +222,11 @@ impl MarketSnapshot {
     /// Returns true when `ts` is not older than what `slot` of `chart` last applied, and
     /// remembers it.
     fn fresh(&mut self, slot: u8, chart: u16, ts: Timestamp) -> bool {
-        match self.guards.iter_mut().find(|(s, c, _)| *s == slot && *c == chart) {
+        match self
+            .guards
+            .iter_mut()
+            .find(|(s, c, _)| *s == slot && *c == chart)
+        {
             Some((_, _, last)) if ts < *last => false,
             Some((_, _, last)) => {
                 *last = ts;
@@ -232,7 +241,12 @@ impl MarketSnapshot {
 
     /// Returns the age of every source at `now`. MenthorQ is stale only during the session,
     /// after twice its refresh interval for the current VIX regime.
-    pub fn ages(&self, now: Timestamp, limits: &StalenessConfig, in_session: bool) -> [SourceAge; 4] {
+    pub fn ages(
+        &self,
+        now: Timestamp,
+        limits: &StalenessConfig,
+        in_session: bool,
+    ) -> [SourceAge; 4] {
         let mq_refresh_min = match self.vix.map(VixRegime::of) {
             Some(VixRegime::Extreme) => limits.menthorq_refresh_minutes[2],
             Some(VixRegime::High) => limits.menthorq_refresh_minutes[1],
@@ -269,7 +283,12 @@ pub struct SnapshotStore {
     session: SessionConfig,
 }
 
-fn resolve_vwap(v: Option<f64>, up: [Option<f64>; 3], dn: [Option<f64>; 3], v_is_band: bool) -> Option<Vwap> {
+fn resolve_vwap(
+    v: Option<f64>,
+    up: [Option<f64>; 3],
+    dn: [Option<f64>; 3],
+    v_is_band: bool,
+) -> Option<Vwap> {
     if v_is_band {
         // `v` is +1σ and the true VWAP was never written: take the midpoint of ±1σ.
         let plus1 = v?;
@@ -293,7 +312,10 @@ impl SnapshotStore {
     pub fn new(config: &Config) -> Self {
         let instruments: Vec<&InstrumentConfig> = config.instruments.values().collect();
         Self {
-            snapshots: instruments.iter().map(|i| MarketSnapshot::new(&i.name, i.spec)).collect(),
+            snapshots: instruments
+                .iter()
+                .map(|i| MarketSnapshot::new(&i.name, i.spec))
+                .collect(),
             charts: instruments.iter().map(|i| i.charts).collect(),
             vwap_v_is_plus_one_sigma: config.ingest.vwap_v_is_plus_one_sigma,
             session: config.session.clone(),
@@ -326,9 +348,20 @@ impl SnapshotStore {
                 Some(root) => root == self.snapshots[idx].instrument,
                 // Only the VIX chart writes no symbol at HEAD; older sym-less records go to every
                 // instrument that has the chart.
-                None => [charts.minute, charts.profile, charts.vix, charts.menthorq].contains(&chart),
+                None => {
+                    [charts.minute, charts.profile, charts.vix, charts.menthorq].contains(&chart)
+                }
             };
-            if routed && apply_one(&mut self.snapshots[idx], charts, chart, record, now, self.vwap_v_is_plus_one_sigma) {
+            if routed
+                && apply_one(
+                    &mut self.snapshots[idx],
+                    charts,
+                    chart,
+                    record,
+                    now,
+                    self.vwap_v_is_plus_one_sigma,
+                )
+            {
                 applied += 1;
             }
         }
@@ -338,7 +371,9 @@ impl SnapshotStore {
 
 fn in_session(session: &SessionConfig, now: Timestamp) -> bool {
     use chrono::Datelike;
-    let Some(local) = utc_to_local(now, session.time_zone) else { return false };
+    let Some(local) = utc_to_local(now, session.time_zone) else {
+        return false;
+    };
     let weekday = local.weekday().number_from_monday() <= 5;
     let t: NaiveTime = local.time();
     weekday && t >= session.open && t < session.close
@@ -439,8 +474,14 @@ fn apply_one(
                 dn: [dn[0], dn[1], dn[2], None],
             });
         }
-        Payload::ProfileValueArea { previous: false, area } => s.profile.value_area = Some(*area),
-        Payload::ProfileValueArea { previous: true, area } => s.profile.prev_value_area = Some(*area),
+        Payload::ProfileValueArea {
+            previous: false,
+            area,
+        } => s.profile.value_area = Some(*area),
+        Payload::ProfileValueArea {
+            previous: true,
+            area,
+        } => s.profile.prev_value_area = Some(*area),
         Payload::ProfilePrevVwap { pvwap } => s.profile.prev_vwap = Some(*pvwap),
         Payload::VolumeProfile { area, hvn, lvn } => {
             s.profile.volume_profile = *area;
@@ -473,7 +514,9 @@ fn payload_slot(payload: &Payload) -> u8 {
         Payload::Correlation(_) => 12,
         Payload::Level { .. } => 13,
         Payload::ProfileVwap { .. } => 14,
-        Payload::ProfileValueArea { previous: false, .. } => 15,
+        Payload::ProfileValueArea {
+            previous: false, ..
+        } => 15,
         Payload::ProfileValueArea { previous: true, .. } => 16,
         Payload::ProfilePrevVwap { .. } => 17,
         Payload::VolumeProfile { .. } => 18,
@@ -490,7 +533,13 @@ mod tests {
         SnapshotStore::new(&Config::reference())
     }
 
-    fn apply(store: &mut SnapshotStore, chart: u16, kind: &'static str, line: &str, now: Timestamp) -> usize {
+    fn apply(
+        store: &mut SnapshotStore,
+        chart: u16,
+        kind: &'static str,
+        line: &str,
+        now: Timestamp,
+    ) -> usize {
         let ctx = LineContext {
             chart,
             kind: Some(kind),
@@ -525,31 +574,64 @@ mod tests {
         let v = s.get("ES").unwrap().vwap.unwrap();
         assert_eq!(v.vwap, 6491.75, "worked example of sierra-format.md 2.1.2");
         assert_eq!(v.sigma(), Some(4.75));
-        assert_eq!(v.up, [Some(6496.5), Some(6501.25), Some(6506.0), Some(6510.75)]);
+        assert_eq!(
+            v.up,
+            [Some(6496.5), Some(6501.25), Some(6506.0), Some(6510.75)]
+        );
         assert_eq!(v.dn, [Some(6487.0), Some(6482.25), Some(6477.5), None]);
     }
 
     #[test]
     fn last_wins_and_older_bars_are_ignored() {
         let mut s = store();
-        let bar = |t: &str, c: f64| format!(r#"{{"t":{t},"sym":"ESZ25_FUT_CME","type":"basedata","i":5,"o":1,"h":9999,"l":1,"c":{c}}}"#);
+        let bar = |t: &str, c: f64| {
+            format!(
+                r#"{{"t":{t},"sym":"ESZ25_FUT_CME","type":"basedata","i":5,"o":1,"h":9999,"l":1,"c":{c}}}"#
+            )
+        };
         apply(&mut s, 3, "basedata", &bar("45919.646528", 6499.0), T0);
         apply(&mut s, 3, "basedata", &bar("45919.646528", 6499.25), T0);
         assert_eq!(s.get("ES").unwrap().last_price, Some(6499.25));
-        assert_eq!(apply(&mut s, 3, "basedata", &bar("45919.645833", 6400.0), T0), 0, "older bar re-emitted");
+        assert_eq!(
+            apply(&mut s, 3, "basedata", &bar("45919.645833", 6400.0), T0),
+            0,
+            "older bar re-emitted"
+        );
         assert_eq!(s.get("ES").unwrap().last_price, Some(6499.25));
     }
 
     #[test]
     fn menthorq_blocks_snap_to_tick_and_replace() {
         let mut s = store();
-        let lvl = |t: &str, lt: &str, p: &str, sg: u32| format!(r#"{{"t":{t},"sym":"ESZ25_FUT_CME","type":"menthorq_level","level_type":"{lt}","price":{p},"subgraph":{sg},"study_id":1,"i":1403,"chart":10}}"#);
-        apply(&mut s, 10, "menthorq", &lvl("45919.645833", "call_resistance", "6550.0", 0), T0);
-        apply(&mut s, 10, "menthorq", &lvl("45919.645833", "blind_spot_3", "6487.8", 3), T0);
+        let lvl = |t: &str, lt: &str, p: &str, sg: u32| {
+            format!(
+                r#"{{"t":{t},"sym":"ESZ25_FUT_CME","type":"menthorq_level","level_type":"{lt}","price":{p},"subgraph":{sg},"study_id":1,"i":1403,"chart":10}}"#
+            )
+        };
+        apply(
+            &mut s,
+            10,
+            "menthorq",
+            &lvl("45919.645833", "call_resistance", "6550.0", 0),
+            T0,
+        );
+        apply(
+            &mut s,
+            10,
+            "menthorq",
+            &lvl("45919.645833", "blind_spot_3", "6487.8", 3),
+            T0,
+        );
         let es = s.get("ES").unwrap();
         assert_eq!(es.levels.get(&Level::BlindSpot(4)), Some(&6487.75));
         assert_eq!(es.levels.len(), 2);
-        apply(&mut s, 10, "menthorq", &lvl("45919.656250", "hvl", "6490.2", 2), T0);
+        apply(
+            &mut s,
+            10,
+            "menthorq",
+            &lvl("45919.656250", "hvl", "6490.2", 2),
+            T0,
+        );
         let es = s.get("ES").unwrap();
         assert_eq!(es.levels.len(), 1, "a new block replaces the set");
         assert_eq!(es.levels.get(&Level::Hvl), Some(&6490.25));
@@ -583,8 +665,14 @@ mod tests {
         let later = Timestamp::from_secs(1_758_310_260 + 31);
         assert!(es.ages(later, &limits, true)[0].stale, "31 s is stale");
         let hour = Timestamp::from_secs(1_758_310_260 + 3_601);
-        assert!(es.ages(hour, &limits, true)[3].stale, "MenthorQ older than 2 × 30 min in session");
-        assert!(!es.ages(hour, &limits, false)[3].stale, "not outside the session");
+        assert!(
+            es.ages(hour, &limits, true)[3].stale,
+            "MenthorQ older than 2 × 30 min in session"
+        );
+        assert!(
+            !es.ages(hour, &limits, false)[3].stale,
+            "not outside the session"
+        );
         assert!(s.in_session(T0), "15:31 New York on a Friday");
         assert!(!s.in_session(Timestamp::from_secs(1_758_310_260 + 3 * 3_600)));
     }

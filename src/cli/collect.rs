@@ -85,10 +85,21 @@ fn report_snapshots(store: &SnapshotStore, now: Timestamp, config: &Config) -> a
     let in_session = store.in_session(now);
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
-        "instrument", "last", "bid/ask", "vwap ±1σ", "value area", "vix", "levels", "stale",
+        "instrument",
+        "last",
+        "bid/ask",
+        "vwap ±1σ",
+        "value area",
+        "vix",
+        "levels",
+        "stale",
     ]);
     let mut any = false;
-    for s in store.snapshots().iter().filter(|s| s.bar.is_some() || s.vix.is_some()) {
+    for s in store
+        .snapshots()
+        .iter()
+        .filter(|s| s.bar.is_some() || s.vix.is_some())
+    {
         any = true;
         let stale: Vec<String> = s
             .ages(now, &config.staleness, in_session)
@@ -100,16 +111,30 @@ fn report_snapshots(store: &SnapshotStore, now: Timestamp, config: &Config) -> a
             s.instrument.clone(),
             fmt_price(s.last_price),
             format!("{}/{}", fmt_price(s.bid), fmt_price(s.ask)),
-            s.vwap.map_or_else(|| "-".into(), |v| format!("{:.2} ±{:.2}", v.vwap, v.sigma().unwrap_or(0.0))),
-            s.value_area.map_or_else(|| "-".into(), |a| format!("{:.2}–{:.2} poc {:.2}", a.val, a.vah, a.vpoc)),
+            s.vwap.map_or_else(
+                || "-".into(),
+                |v| format!("{:.2} ±{:.2}", v.vwap, v.sigma().unwrap_or(0.0)),
+            ),
+            s.value_area.map_or_else(
+                || "-".into(),
+                |a| format!("{:.2}–{:.2} poc {:.2}", a.val, a.vah, a.vpoc),
+            ),
             s.vix.map_or_else(|| "-".into(), |v| format!("{v:.2}")),
             s.levels.len().to_string(),
-            if stale.is_empty() { "none".into() } else { stale.join(",") },
+            if stale.is_empty() {
+                "none".into()
+            } else {
+                stale.join(",")
+            },
         ]);
     }
     if any {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "\nmarket snapshot at {}:\n{table}", now.to_iso_millis())?;
+        writeln!(
+            out,
+            "\nmarket snapshot at {}:\n{table}",
+            now.to_iso_millis()
+        )?;
     }
     Ok(())
 }

@@ -333,7 +333,7 @@ fn write_unified(buf: &mut Vec<u8>, record: &Record<'_>, chart: u16, ingest_ts: 
     }
     let _ = write!(buf, ",\"graph\":{chart},\"type\":");
     let _ = serde_json::to_writer(&mut *buf, record.kind.as_ref());
-    let _ = write!(buf, ",\"ingest_ts\":\"{ingest_ts}\",\"data\":{raw}}}\n");
+    let _ = writeln!(buf, ",\"ingest_ts\":\"{ingest_ts}\",\"data\":{raw}}}");
 }
 
 fn write_reject(buf: &mut Vec<u8>, event: &LineEvent<'_>, reason: &str, ingest_ts: &str) {

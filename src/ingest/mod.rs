@@ -228,7 +228,7 @@ impl Ingestor {
                 replay_until: 0,
                 skipping: false,
             };
-            if let Some(resume) = self.resume.remove(&rel) {
+            if let Some(resume) = self.resume.remove(&rel).filter(|r| r.offset > 0) {
                 let size = std::fs::metadata(&t.path).map(|m| m.len()).unwrap_or(0);
                 if size >= resume.offset && first_line_hash(&t.path) == resume.head {
                     t.replay_until = resume.offset;
@@ -348,8 +348,8 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// Reads the bytes appended since the last read into `buf`. Returns false when there is nothing
 /// new. Handles truncation (size below the offset).
 fn read_appended(t: &mut Tailed, max_read: usize, buf: &mut Vec<u8>) -> std::io::Result<bool> {
-    let mut file = File::open(&t.path)?;
-    let size = file.metadata()?.len();
+    // A stat is cheaper than an open, and most files have not grown since the last poll.
+    let size = std::fs::metadata(&t.path)?.len();
     if size < t.offset {
         tracing::warn!(file = %t.source.rel, size, offset = t.offset, "file was truncated; reading it again from the start");
         reset(t);
@@ -357,6 +357,7 @@ fn read_appended(t: &mut Tailed, max_read: usize, buf: &mut Vec<u8>) -> std::io:
     if size == t.offset {
         return Ok(false);
     }
+    let mut file = File::open(&t.path)?;
     let want = usize::try_from(size - t.offset)
         .unwrap_or(usize::MAX)
         .min(max_read);
@@ -387,6 +388,7 @@ fn process(
                     t,
                     "",
                     InvalidLine::Json(format!("line longer than {MAX_LINE} bytes")),
+                    false,
                     counters,
                     sink,
                 );
@@ -406,7 +408,6 @@ fn process(
         file_date: t.source.name.date,
         tz,
     };
-    let file_kind = t.source.name.kind.as_deref().unwrap_or("?");
     let mut lines = 0;
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', &buf[..=last_nl]) {
@@ -429,7 +430,7 @@ fn process(
         let replayed = line_start < t.replay_until;
         let Ok(text) = std::str::from_utf8(line) else {
             let raw = String::from_utf8_lossy(line);
-            emit_invalid_replayed(
+            emit_invalid(
                 t,
                 &raw,
                 InvalidLine::Json("not UTF-8".into()),
@@ -440,7 +441,7 @@ fn process(
             continue;
         };
         match parse_line(text, &ctx) {
-            Err(invalid) => emit_invalid_replayed(t, text, invalid, replayed, counters, sink),
+            Err(invalid) => emit_invalid(t, text, invalid, replayed, counters, sink),
             Ok(record) => {
                 let counts = counters.entry(ctx.chart, &record.kind);
                 counts.read += 1;
@@ -463,22 +464,11 @@ fn process(
             }
         }
     }
-    let _ = file_kind;
     t.offset += (last_nl + 1) as u64;
     lines
 }
 
 fn emit_invalid(
-    t: &Tailed,
-    raw: &str,
-    invalid: InvalidLine,
-    counters: &mut Counters,
-    sink: &mut dyn FnMut(LineEvent<'_>),
-) {
-    emit_invalid_replayed(t, raw, invalid, false, counters, sink);
-}
-
-fn emit_invalid_replayed(
     t: &Tailed,
     raw: &str,
     invalid: InvalidLine,
