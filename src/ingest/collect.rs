@@ -286,6 +286,10 @@ impl Collector {
     ) -> Result<(), CollectError> {
         if once {
             self.step(true, on_record)?;
+            // Reading once, an unreadable file means lines not read: say so.
+            if let Some((path, source)) = self.ingestor.take_unreadable().into_iter().next() {
+                return Err(IngestError::Io { path, source }.into());
+            }
             return Ok(());
         }
         let mut since_rescan = Stopwatch::start();
@@ -299,6 +303,7 @@ impl Collector {
                 since_rescan = Stopwatch::start();
             }
             self.step(false, on_record)?;
+            self.ingestor.take_unreadable();
             if let Some(rest) = self.opts.poll_interval.checked_sub(started.elapsed()) {
                 std::thread::sleep(rest);
             }

@@ -114,6 +114,7 @@ pub struct Ingestor {
     dedup: Dedup,
     counters: Counters,
     buf: Vec<u8>,
+    unreadable: Vec<(PathBuf, std::io::Error)>,
 }
 
 /// Longest a line may be; Sierra lines are under 1 KiB, so this only catches garbage.
@@ -139,6 +140,7 @@ impl Ingestor {
             dedup: Dedup::default(),
             counters: Counters::default(),
             buf: Vec::new(),
+            unreadable: Vec::new(),
         })
     }
 
@@ -257,12 +259,19 @@ impl Ingestor {
                 Ok(false) => continue,
                 Err(e) => {
                     tracing::warn!(file = %t.source.rel, error = %e, "cannot read file; will retry");
+                    self.unreadable.push((t.path.clone(), e));
                     continue;
                 }
             }
             lines += process(t, &self.buf, tz, &mut self.dedup, &mut self.counters, sink);
         }
         lines
+    }
+
+    /// Returns (and forgets) the files that could not be read since the last call. Following
+    /// files, a read error is retried at the next poll; a one-shot read reports it.
+    pub fn take_unreadable(&mut self) -> Vec<(PathBuf, std::io::Error)> {
+        std::mem::take(&mut self.unreadable)
     }
 
     /// Polls until every file has been read to its current end (a first run over a backlog may
