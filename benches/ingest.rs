@@ -1,1 +1,3 @@
+//! Ingest benchmarks (written once the simulator lands; see BENCHMARKS.md).
+
 fn main() {}

@@ -1,1 +1,11 @@
-fn main() {}
+//! Integration tests of mia: one test binary (`cargo test --test it`), one module per area.
+//!
+//! Fixtures and golden files live in `tests/data/`; `MIA_BLESS=1` rewrites the golden files.
+
+mod cli;
+mod crash;
+mod ingest;
+mod journal;
+mod props;
+mod quirks;
+mod support;
