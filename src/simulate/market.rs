@@ -52,7 +52,7 @@ impl Stream {
 
     /// Poisson count (Knuth's method, fine for the small rates used here).
     pub(crate) fn poisson(&mut self, lambda: f64) -> u32 {
-        if !(lambda > 0.0) {
+        if lambda.is_nan() || lambda <= 0.0 {
             return 0;
         }
         let lambda = lambda.min(200.0);
@@ -427,7 +427,7 @@ pub(crate) fn intensity(ny_minute_of_day: f64) -> f64 {
         let u = (ny_minute_of_day - OPEN) / (CLOSE - OPEN);
         0.6 + 4.8 * (u - 0.5) * (u - 0.5)
     } else {
-        0.25
+        0.4
     }
 }
 

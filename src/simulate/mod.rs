@@ -307,8 +307,8 @@ pub fn default_start_price(root: &str) -> Option<f64> {
 pub fn front_month_symbol(root: &str, day: NaiveDate) -> String {
     const CODES: [(u32, char); 4] = [(3, 'H'), (6, 'M'), (9, 'U'), (12, 'Z')];
     let exchange = if root == "YM" { "CBOT" } else { "CME" };
-    let mut year = day.year();
-    loop {
+    // A later contract always exists within the same or the next year.
+    for year in [day.year(), day.year().saturating_add(1)] {
         for (month, code) in CODES {
             let Some(first) = NaiveDate::from_ymd_opt(year, month, 1) else {
                 continue;
@@ -322,8 +322,9 @@ pub fn front_month_symbol(root: &str, day: NaiveDate) -> String {
                 return format!("{root}{code}{:02}_FUT_{exchange}", year.rem_euclid(100));
             }
         }
-        year += 1;
     }
+    // Only at the very end of chrono's calendar: keep the day's December contract.
+    format!("{root}Z{:02}_FUT_{exchange}", day.year().rem_euclid(100))
 }
 
 /// Everything derived from the options before anything is written.
@@ -340,6 +341,12 @@ fn plan(opts: &SimOptions) -> Result<Plan, SimError> {
         return Err(SimError::InvalidOptions(format!(
             "minutes must be between 1 and {MAX_MINUTES}, got {}",
             opts.minutes
+        )));
+    }
+    if !(1900..=9999).contains(&opts.day.year()) {
+        return Err(SimError::InvalidOptions(format!(
+            "day {} must be between the years 1900 and 9999",
+            opts.day
         )));
     }
     if let Some(f) = opts.realtime {

@@ -24,7 +24,7 @@ use crate::ingest::naming::{Layout, source_path};
 use crate::model::{local_to_utc, naive_to_serial, unix_secs_to_serial, utc_to_local};
 
 /// T&S events per second at intensity 1 (the middle of the regular session is 0.6, the open 1.8).
-const BASE_RATE: f64 = 9.0;
+const BASE_RATE: f64 = 10.0;
 /// Probability that an event that does not move the price is a trade (else a size change).
 const P_TRADE: f64 = 0.45;
 /// Price volatility at intensity 1, in ES points per square-root minute (scaled by price).
@@ -932,15 +932,21 @@ impl<'a> Session<'a> {
                 self.flush_slot(slot)?;
             }
         }
-        let near = self
+        // An approach is entering 5 ticks of a blind spot; leaving takes 10 ticks, so that
+        // flickering at the edge is not counted twice.
+        let dist = self
             .levels
             .blind
             .iter()
-            .any(|&b| (b - self.book.bid).abs() <= 5 || (b - self.book.ask()).abs() <= 5);
-        if near && !self.near_blind {
+            .map(|&b| (b - self.book.bid).abs().min((b - self.book.ask()).abs()))
+            .min()
+            .unwrap_or(i64::MAX);
+        if dist <= 5 && !self.near_blind {
             self.summary.blind_spot_approaches += 1;
+            self.near_blind = true;
+        } else if dist > 10 {
+            self.near_blind = false;
         }
-        self.near_blind = near;
         Ok(())
     }
 
@@ -1282,11 +1288,9 @@ impl<'a> Session<'a> {
                     return Variant::VvaInverted;
                 }
             }
-            Slot::Nbcv => {
-                if s.nbcv_zero_trades.ready(m) {
-                    s.nbcv_zero_trades.fired = true;
-                    return Variant::NbcvZeroTrades;
-                }
+            Slot::Nbcv if s.nbcv_zero_trades.ready(m) => {
+                s.nbcv_zero_trades.fired = true;
+                return Variant::NbcvZeroTrades;
             }
             _ => {}
         }

@@ -79,10 +79,13 @@ fn record_type(obj: &Map<String, Value>, kind: Option<&str>) -> String {
     }
 }
 
-/// A parsed file: every complete line with its number, and the facts the manifest states.
+/// A line number, the parsed object (`None` when invalid) and the bytes without line ending.
+type Line = (u64, Option<Map<String, Value>>, Vec<u8>);
+
+/// A parsed file: every complete line, and the facts the manifest states.
 struct Read {
     facts: FileManifest,
-    lines: Vec<(u64, Option<Map<String, Value>>, Vec<u8>)>,
+    lines: Vec<Line>,
 }
 
 /// Reads a file the way an independent reader would, applying the duplicate definition.
@@ -766,6 +769,13 @@ fn invalid_options_are_typed_errors() {
         ),
         (
             SimOptions {
+                day: NaiveDate::MAX,
+                ..base.clone()
+            },
+            "years 1900 and 9999",
+        ),
+        (
+            SimOptions {
                 start_price: Some(-5.0),
                 ..base.clone()
             },
@@ -795,6 +805,8 @@ fn front_month_rolls_eight_days_before_expiry() {
     assert_eq!(front_month_symbol("NQ", d(2025, 12, 31)), "NQH26_FUT_CME");
     assert_eq!(front_month_symbol("YM", d(2026, 1, 2)), "YMH26_FUT_CBOT");
     assert_eq!(front_month_symbol("ES", d(2099, 12, 30)), "ESH00_FUT_CME");
+    assert!(front_month_symbol("ES", NaiveDate::MAX).starts_with("ESZ"));
+    assert!(front_month_symbol("ES", NaiveDate::MIN).starts_with("ESH"));
 }
 
 #[test]
@@ -850,4 +862,25 @@ fn full_session_reaches_every_vix_regime_and_blind_spots() {
     }
     assert!(manifest.session.blind_spot_approaches >= 3);
     assert!(report.lines > 100_000);
+}
+
+/// A whole Globex day: run with `cargo test --release -- --ignored --nocapture`.
+#[test]
+#[ignore = "a full 1,380-minute day; slow in debug builds"]
+fn full_day_is_about_two_million_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path(), 1_380, Layout::Organised, false);
+    opts.start = NaiveTime::from_hms_opt(18, 0, 0).unwrap();
+    let watch = crate::clock::Stopwatch::start();
+    let (report, _) = generate(&opts);
+    let elapsed = watch.elapsed();
+    eprintln!(
+        "{} lines, {} bytes in {elapsed:?}",
+        report.lines, report.bytes
+    );
+    assert!(
+        (1_500_000..2_500_000).contains(&report.lines),
+        "{}",
+        report.lines
+    );
 }
