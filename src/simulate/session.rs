@@ -1320,9 +1320,9 @@ impl<'a> Session<'a> {
         c.last.clear();
         c.last.extend_from_slice(&buf);
         match variant {
-            Variant::VwapZeroBands => self.note(10, "zero_sentinel", "§5.9", rec, Some(n), 1),
-            Variant::VvaZeroPrevious => self.note(10, "zero_sentinel", "§5.9", rec, Some(n), 1),
-            Variant::NbcvZeroTrades => self.note(10, "zero_sentinel", "§5.9", rec, Some(n), 1),
+            Variant::VwapZeroBands | Variant::VvaZeroPrevious | Variant::NbcvZeroTrades => {
+                self.note(10, "zero_sentinel", "§5.9", rec, Some(n), 1);
+            }
             Variant::VvaInverted => {
                 self.note(12, "inverted_value_area", "§5.13", rec, Some(n), 1);
             }
@@ -1875,7 +1875,7 @@ impl<'a> Session<'a> {
             self.out.write_partial(Rec::Quote, &fragment)?;
             self.note(2, "partial_last_line", "§5.7", Rec::Quote, None, 0);
         }
-        if self.quirks {
+        if self.quirks && self.minutes_written > 0 {
             // Quirk 1: every file of charts 3, 8 and 10 has Windows text-mode line endings.
             for rec in Rec::ALL {
                 let path = self.out.rel_path(rec).to_owned();
