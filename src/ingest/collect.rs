@@ -119,6 +119,7 @@ impl Collector {
     /// folder, or a journal cannot be opened.
     pub fn open(opts: CollectOptions, clock: Arc<dyn Clock>) -> Result<Collector, CollectError> {
         let mut ingestor = Ingestor::new(&opts.data_dir, &opts.charts, opts.tz, opts.max_read)?;
+        ingestor.set_filters(opts.filters.clone());
         let checkpoint = Checkpoint::load(&opts.state_dir)?;
         let data = opts.data_dir.display().to_string();
         let journal_dir = opts.journal_dir.display().to_string();
@@ -193,7 +194,6 @@ impl Collector {
         let journal = &mut self.journal;
         let rejects = &mut self.rejects;
         let warned = &mut self.warned;
-        let filters = &self.opts.filters;
         let tz = self.opts.tz;
         let mut journaled = 0;
         let mut sink = |event: LineEvent<'_>| {
@@ -204,13 +204,10 @@ impl Collector {
             match &event.outcome {
                 Outcome::Accepted(record) => {
                     on_record(event.source, record);
-                    if event.replayed {
+                    if event.replayed || event.filtered {
                         return;
                     }
                     let chart = event.source.name.chart;
-                    if filters.get(&chart).is_some_and(|f| !f.allows(&record.kind)) {
-                        return;
-                    }
                     let date = file_date
                         .or_else(|| utc_to_local(record.ts, tz).map(|d| d.date()))
                         .or(today);

@@ -27,6 +27,7 @@ use self::counters::Counters;
 use self::dedup::Dedup;
 use self::naming::SourceName;
 use self::record::{InvalidLine, LineContext, Record, parse_line};
+use crate::config::TypeFilter;
 
 /// Errors that stop ingestion (bad content never does).
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +88,8 @@ pub struct LineEvent<'a> {
     /// True while a restart re-reads lines that were journaled before it: they rebuild the
     /// counters, duplicate memory and snapshot, and must not be journaled again.
     pub replayed: bool,
+    /// True for an accepted record whose type a configured filter keeps out of the journal.
+    pub filtered: bool,
 }
 
 #[derive(Debug)]
@@ -111,6 +114,7 @@ pub struct Ingestor {
     max_read: usize,
     files: BTreeMap<String, Tailed>,
     resume: BTreeMap<String, FileOffset>,
+    filters: BTreeMap<u16, TypeFilter>,
     dedup: Dedup,
     counters: Counters,
     buf: Vec<u8>,
@@ -137,6 +141,7 @@ impl Ingestor {
             max_read: max_read.max(MAX_LINE),
             files: BTreeMap::new(),
             resume: BTreeMap::new(),
+            filters: BTreeMap::new(),
             dedup: Dedup::default(),
             counters: Counters::default(),
             buf: Vec::new(),
@@ -148,6 +153,12 @@ impl Ingestor {
     /// as `replayed` events, so counters and duplicate memory come back exactly as they were.
     pub fn resume_from(&mut self, offsets: BTreeMap<String, FileOffset>) {
         self.resume = offsets;
+    }
+
+    /// Sets the per-chart journal filters: matching records are still accepted (the snapshot
+    /// sees them) but counted as filtered and marked so on their event.
+    pub fn set_filters(&mut self, filters: BTreeMap<u16, TypeFilter>) {
+        self.filters = filters;
     }
 
     /// Returns the counters.
@@ -263,7 +274,16 @@ impl Ingestor {
                     continue;
                 }
             }
-            lines += process(t, &self.buf, tz, &mut self.dedup, &mut self.counters, sink);
+            let filter = self.filters.get(&t.source.name.chart);
+            lines += process(
+                t,
+                &self.buf,
+                tz,
+                filter,
+                &mut self.dedup,
+                &mut self.counters,
+                sink,
+            );
         }
         lines
     }
@@ -366,6 +386,12 @@ fn read_appended(t: &mut Tailed, max_read: usize, buf: &mut Vec<u8>) -> std::io:
     if size == t.offset {
         return Ok(false);
     }
+    // A file replaced by a larger one would otherwise be read from the middle of a line: check
+    // its first line whenever it changed (one small read, only for files that grew).
+    if t.head.is_some() && first_line_hash(&t.path) != t.head {
+        tracing::warn!(file = %t.source.rel, "file was replaced; reading it again from the start");
+        reset(t);
+    }
     let mut file = File::open(&t.path)?;
     let want = usize::try_from(size - t.offset)
         .unwrap_or(usize::MAX)
@@ -383,6 +409,7 @@ fn process(
     t: &mut Tailed,
     buf: &[u8],
     tz: Tz,
+    filter: Option<&TypeFilter>,
     dedup: &mut Dedup,
     counters: &mut Counters,
     sink: &mut dyn FnMut(LineEvent<'_>),
@@ -454,10 +481,13 @@ fn process(
             Ok(record) => {
                 let counts = counters.entry(ctx.chart, &record.kind);
                 counts.read += 1;
+                let mut filtered = false;
                 let outcome = if dedup.accept(ctx.chart, &record, text) {
+                    filtered = filter.is_some_and(|f| !f.allows(&record.kind));
                     counts.accepted += 1;
                     counts.unknown += u64::from(!record.known);
                     counts.flagged += u64::from(record.flagged);
+                    counts.filtered += u64::from(filtered);
                     Outcome::Accepted(record)
                 } else {
                     counts.duplicates += 1;
@@ -469,6 +499,7 @@ fn process(
                     raw: text,
                     outcome,
                     replayed,
+                    filtered,
                 });
             }
         }
@@ -497,5 +528,6 @@ fn emit_invalid(
         raw,
         outcome: Outcome::Invalid(invalid),
         replayed,
+        filtered: false,
     });
 }

@@ -403,13 +403,13 @@ pub fn parse_line<'a>(line: &'a str, ctx: &LineContext<'_>) -> Result<Record<'a>
     let kind: Cow<'a, str> = match (&wire.type_, ctx.kind) {
         (Some(k), _) => k.clone(),
         (None, Some(file_kind)) => Cow::Owned(file_kind.to_owned()),
+        (None, None) if typeless_chart4 => Cow::Borrowed(chart4_kind_from_keys(&wire)),
         (None, None) => Cow::Borrowed("untyped"),
     };
 
     let base = match kind.as_ref() {
         "quote" | "trade" | "trade_summary" => TimeBase::Utc,
-        // GEN2b chart-4 times are seconds since midnight; a serial date is always far above.
-        _ if typeless_chart4 && t < crate::model::SECONDS_PER_DAY => TimeBase::SecondsOfDay,
+        _ if typeless_chart4 && is_seconds_of_day(t, ctx.file_date) => TimeBase::SecondsOfDay,
         _ => TimeBase::ChartTz,
     };
     let ts = resolve_time(t, base, ctx.tz, ctx.file_date).ok_or(InvalidLine::BadTime(t))?;
@@ -542,6 +542,20 @@ pub fn parse_line<'a>(line: &'a str, ctx: &LineContext<'_>) -> Result<Record<'a>
     })
 }
 
+/// Tells a GEN2b chart-4 `t` (whole seconds since midnight) from a current one (a serial date),
+/// by generation rather than magnitude: serial dates of this century (about 45,000) are below
+/// 86,400 too (sierra-format.md §3.3). A serial date lies within days of the file's date; GEN2b
+/// prints whole seconds.
+fn is_seconds_of_day(t: f64, file_date: Option<NaiveDate>) -> bool {
+    if !(0.0..crate::model::SECONDS_PER_DAY).contains(&t) || t.fract() != 0.0 {
+        return false;
+    }
+    match file_date.and_then(|d| d.and_hms_opt(0, 0, 0)) {
+        Some(midnight) => (t - crate::model::naive_to_serial(midnight)).abs() > 3.0,
+        None => true,
+    }
+}
+
 /// Diagnostics and older record types that mia recognises but does not use.
 fn is_known_diagnostic(kind: &str) -> bool {
     matches!(
@@ -584,6 +598,36 @@ fn order_flow(ask: f64, bid: f64, wire: &Wire<'_>) -> OrderFlow {
             .delta_ratio
             .unwrap_or(if total > 0.0 { delta / total } else { 0.0 }),
         pressure: wire.pressure.map(|p| p.signum() as i8),
+    }
+}
+
+/// Names the kind of a chart-4 line that has neither `type` nor a file kind (all chart-4 kinds
+/// mixed in one `chart_4_<YYYYMMDD>.jsonl`) from its key set (sierra-format.md §2.2.2–2.2.3).
+fn chart4_kind_from_keys(w: &Wire<'_>) -> &'static str {
+    if w.vwap.is_some() && w.sd1.is_some() {
+        "vwap"
+    } else if w.pvpoc.is_some() {
+        "previous_vp"
+    } else if w.psd1.is_some() || (w.pvwap.is_some() && w.ppoc.is_none()) {
+        "previous_vwap"
+    } else if w.ppoc.is_some() {
+        "vva_previous"
+    } else if w.poc.is_some() {
+        "vva"
+    } else if w.hvn.is_some() || w.lvn.is_some() || w.vpoc.is_some() {
+        "volume_profile"
+    } else if w.askvol.is_some() || w.totalvol.is_some() {
+        "nbcv"
+    } else if w.cumulative_delta.is_some() {
+        "cumulative_delta"
+    } else if w.atr.is_some() {
+        "atr"
+    } else if w.correlation.is_some() {
+        "correlation"
+    } else if w.o.is_some() && w.c.is_some() {
+        "ohlc"
+    } else {
+        "untyped"
     }
 }
 
@@ -738,6 +782,64 @@ mod tests {
             r#"{"sym":"ESZ25_FUT_CME","t":55800.000000,"i":467,"poc":6492.000000,"vah":6503.250000,"val":6484.500000}"#,
         );
         assert_eq!(gen2b.ts.to_iso_millis(), "2025-09-19T19:30:00.000Z");
+    }
+
+    #[test]
+    fn chart4_lines_of_a_per_chart_file_are_dispatched_on_their_keys() {
+        let c = LineContext {
+            kind: None,
+            ..ctx(4, None)
+        };
+        for (line, want) in [
+            (
+                r#"{"sym":"ES","t":45919.645833333,"i":467,"vwap":6491.7,"sd1":6496.4,"sd2":6486.9,"sd3":6501.2,"sd4":6482.2,"sd5":6505.9,"sd6":6477.4}"#,
+                "vwap",
+            ),
+            (
+                r#"{"sym":"ES","t":45919.645833333,"i":467,"poc":6492.0,"vah":6503.25,"val":6484.5}"#,
+                "vva",
+            ),
+            (
+                r#"{"sym":"ES","t":45919.645833333,"i":467,"ppoc":6475.5,"pvah":6488.75,"pval":6461.25}"#,
+                "vva_previous",
+            ),
+            (
+                r#"{"sym":"ES","t":45919.645833333,"i":467,"pvpoc":6475.5,"pvah":6488.75,"pval":6461.25,"pvwap":6491.6}"#,
+                "previous_vp",
+            ),
+            (
+                r#"{"sym":"ES","t":45919.645833333,"i":467,"pvwap":6491.6,"psd1":6496.4,"psd2":6486.9}"#,
+                "previous_vwap",
+            ),
+            (
+                r#"{"sym":"ES","t":45919.645833333,"i":467,"delta":169.0,"askvol":24190.0,"bidvol":24021.0,"trades":11873,"totalvol":48211.0}"#,
+                "nbcv",
+            ),
+            (
+                r#"{"sym":"ES","t":45919.645833333,"i":467,"cumulative_delta":-2483.0}"#,
+                "cumulative_delta",
+            ),
+            (
+                r#"{"sym":"ES","t":45919.645833333,"i":467,"val":6484.5,"vpoc":6492.0,"vah":6503.25,"hvn":6493.5,"lvn":6479.75}"#,
+                "volume_profile",
+            ),
+            (
+                r#"{"sym":"ES","t":45919.645833333,"i":467,"atr":9.1875}"#,
+                "atr",
+            ),
+            (
+                r#"{"sym":"ES","t":45919.645833333,"i":467,"correlation":0.93}"#,
+                "correlation",
+            ),
+            (
+                r#"{"sym":"ES","t":55800.000000,"i":467,"c":6499.0,"o":6488.5,"h":6503.25,"l":6486.0}"#,
+                "ohlc",
+            ),
+        ] {
+            let r = parse_line(line, &c).unwrap();
+            assert_eq!(r.kind, want, "{line}");
+            assert!(r.known, "{line}");
+        }
     }
 
     #[test]

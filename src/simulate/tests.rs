@@ -847,40 +847,18 @@ fn other_time_zones_keep_trade_times_in_utc() {
     assert_eq!(manifest.tz, "Europe/Paris");
 }
 
-/// A whole regular session: run with `cargo test --release -- --ignored`.
+/// A whole regular session: the demo relies on every VIX regime and blind-spot approaches.
 #[test]
-#[ignore = "a full 390-minute session; slow in debug builds"]
 fn full_session_reaches_every_vix_regime_and_blind_spots() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(dir.path(), 390, Layout::Organised, true);
     opts.start = NaiveTime::from_hms_opt(9, 30, 0).unwrap();
     let (report, manifest) = generate(&opts);
-    verify_manifest(dir.path(), &manifest);
+    // The manifest is checked line by line on shorter sessions; here only the market matters.
     let regimes = &manifest.session.vix_regimes;
     for r in ["low", "normal", "high", "extreme"] {
         assert!(regimes.iter().any(|x| x == r), "{regimes:?}");
     }
     assert!(manifest.session.blind_spot_approaches >= 3);
     assert!(report.lines > 100_000);
-}
-
-/// A whole Globex day: run with `cargo test --release -- --ignored --nocapture`.
-#[test]
-#[ignore = "a full 1,380-minute day; slow in debug builds"]
-fn full_day_is_about_two_million_lines() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(dir.path(), 1_380, Layout::Organised, false);
-    opts.start = NaiveTime::from_hms_opt(18, 0, 0).unwrap();
-    let watch = crate::clock::Stopwatch::start();
-    let (report, _) = generate(&opts);
-    let elapsed = watch.elapsed();
-    eprintln!(
-        "{} lines, {} bytes in {elapsed:?}",
-        report.lines, report.bytes
-    );
-    assert!(
-        (1_500_000..2_500_000).contains(&report.lines),
-        "{}",
-        report.lines
-    );
 }

@@ -185,7 +185,6 @@ fn a_replaced_larger_file_is_read_again_from_the_start() {
 /// poll usually comes first after a replacement: it must not read the new content from the old
 /// offset (here the middle of a line), and every line of the new file must be accepted once.
 #[test]
-#[ignore = "src bug: poll() reads a replaced file from its old offset until the next rescan()"]
 fn a_replaced_larger_file_polled_before_the_rescan_is_read_from_the_start() {
     let dir = tmp();
     write(&dir.path().join(FILE), &lines([101, 102], "\r\n"));

@@ -303,7 +303,6 @@ fn the_checkpoint_records_line_start_offsets_of_every_file() {
 }
 
 #[test]
-#[ignore = "src bug: Counts::filtered is never incremented"]
 fn journal_filters_keep_types_out_of_the_journal_and_count_them() {
     let s = Setup::new();
     let mut opts = s.opts();
