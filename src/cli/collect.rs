@@ -98,7 +98,7 @@ fn report_snapshots(store: &SnapshotStore, now: Timestamp, config: &Config) -> a
     for s in store
         .snapshots()
         .iter()
-        .filter(|s| s.bar.is_some() || s.vix.is_some())
+        .filter(|s| s.bar.is_some() || !s.levels.is_empty())
     {
         any = true;
         let stale: Vec<String> = s
