@@ -4,8 +4,10 @@
 
 mod cli;
 mod crash;
+mod golden;
 mod ingest;
 mod journal;
 mod props;
 mod quirks;
+mod simulated;
 mod support;

@@ -258,12 +258,12 @@ pub(crate) fn ingestor(root: &Path, charts: &[u16]) -> Ingestor {
 /// The counters as a stable text table, one row per (chart, type) and a total.
 pub(crate) fn counters_text(counters: &Counters) -> String {
     let mut out = String::from(
-        "chart type                     read accepted invalid duplicates unknown flagged filtered\n",
+        "chart type                       read accepted invalid duplicates unknown flagged filtered\n",
     );
     let mut row = |chart: &str, kind: &str, c: &mia::ingest::counters::Counts| {
         let _ = writeln!(
             out,
-            "{chart:<5} {kind:<24} {:>4} {:>8} {:>7} {:>10} {:>7} {:>7} {:>8}",
+            "{chart:<5} {kind:<24} {:>6} {:>8} {:>7} {:>10} {:>7} {:>7} {:>8}",
             c.read, c.accepted, c.invalid, c.duplicates, c.unknown, c.flagged, c.filtered
         );
     };
