@@ -137,6 +137,29 @@ fn a_truncated_file_is_read_again_from_the_start() {
     assert_eq!(accepted(&poll(&mut ing)), rows(FILE, 1, &[12]));
 }
 
+/// A file cut back to a prefix keeps its first line, so only its size tells: it shrank, and is
+/// read again from the start (lines already seen come back as duplicates, not as new lines).
+#[test]
+fn a_file_cut_back_to_its_first_line_is_read_again_from_the_start() {
+    let dir = tmp();
+    let path = dir.path().join(FILE);
+    write(&path, &lines([1, 2, 3], "\r\n"));
+    let mut ing = ingestor(dir.path(), &[3]);
+    assert_eq!(accepted(&poll(&mut ing)), rows(FILE, 1, &[1, 2, 3]));
+
+    write(&path, &lines([1], "\r\n"));
+    let again = poll(&mut ing);
+    assert_eq!(
+        again
+            .iter()
+            .map(|s| (s.line_no, s.verdict.clone()))
+            .collect::<Vec<_>>(),
+        vec![(1, Verdict::Duplicate)]
+    );
+    append(&path, &lines([4], "\r\n"));
+    assert_eq!(accepted(&poll(&mut ing)), rows(FILE, 2, &[4]));
+}
+
 fn replaced(dir: &Path, content: &str) {
     // As a dumper restarted with a fresh file would: a new file under the same name.
     let tmp_path = dir.join("replacement.tmp");
