@@ -296,6 +296,64 @@ fn assert_ok(ran: &Ran, what: &str) {
     assert_eq!(ran.code, Some(0), "{what}: {ran:?}");
 }
 
+/// Ctrl-C (SIGINT) stops a following `mia collect` cleanly: exit 0, the counter report printed,
+/// and everything read journaled and checkpointed, so that a `--once` run afterwards adds
+/// nothing.
+#[test]
+fn ctrl_c_stops_collect_cleanly_with_everything_journaled() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    let run = dir.path().join("run");
+    let logs = dir.path().join("logs");
+    let config = dir.path().join("mia.toml");
+    std::fs::write(
+        &config,
+        "[ingest]\npoll_interval_ms = 5\nrescan_interval_ms = 20\nfsync = false\n\n[instruments.ES]\n",
+    )
+    .unwrap();
+    let plan = plan(7, 300);
+    let accepted = plan.accepted;
+    execute(plan.chunks, data.clone());
+    let dirs = Dirs {
+        data,
+        config,
+        logs: logs.clone(),
+    };
+    let mut guard = Guard(Some(
+        TestCommand::new(dirs.collect_args(&run, false)).spawn(&logs, "follow"),
+    ));
+    let journal = run.join("journal");
+    wait_until(Duration::from_secs(20), "every line journaled", || {
+        read_journals(&journal)
+            .iter()
+            .filter(|(n, _)| n.starts_with("mia_unified_"))
+            .map(|(_, t)| t.lines().count())
+            .sum::<usize>()
+            == accepted
+    });
+    let child = guard.0.as_mut().unwrap();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let mut status = None;
+    wait_until(Duration::from_secs(20), "mia collect to exit", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let status = status.unwrap();
+    assert_eq!(status.code(), Some(0), "{}", dirs.log("follow"));
+    let log = dirs.log("follow");
+    assert!(log.contains("records journaled"), "{log}");
+    guard.0 = None;
+
+    let before = read_journals(&journal);
+    let again = TestCommand::new(dirs.collect_args(&run, true)).run();
+    assert_ok(&again, "collect --once after Ctrl-C");
+    assert_eq!(read_journals(&journal), before, "nothing left to journal");
+}
+
 #[test]
 fn kill_9_at_any_moment_loses_and_duplicates_nothing() {
     let dir = tmp();
