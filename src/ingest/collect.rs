@@ -241,7 +241,7 @@ impl Collector {
                 Outcome::Duplicate(_) => {}
             }
         };
-        let lines = if drain {
+        let progress = if drain {
             self.ingestor.drain(&mut sink)
         } else {
             self.ingestor.poll(&mut sink)
@@ -251,10 +251,10 @@ impl Collector {
         }
         self.journaled += journaled;
         self.journal.commit()?;
-        if lines > 0 {
+        if progress.bytes > 0 {
             self.store_checkpoint()?;
         }
-        Ok(lines)
+        Ok(progress.lines)
     }
 
     fn store_checkpoint(&self) -> Result<(), CollectError> {

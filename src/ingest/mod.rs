@@ -103,6 +103,17 @@ struct Tailed {
     replay_until: u64,
     /// Inside a line longer than the read limit: skip to its end.
     skipping: bool,
+    /// The file disappeared (warned once; dropped at the next rescan unless it comes back).
+    missing: bool,
+}
+
+/// What one poll consumed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Lines read (blank lines excluded).
+    pub lines: u64,
+    /// Bytes consumed: offsets moved by this much (includes blank lines and skipped garbage).
+    pub bytes: u64,
 }
 
 /// The tailing reader of one data folder.
@@ -217,6 +228,9 @@ impl Ingestor {
             path: self.root.clone(),
             source,
         })?;
+        // Drop files that disappeared and were not found again.
+        self.files
+            .retain(|rel, t| !t.missing || found.iter().any(|(r, _, _)| r == rel));
         let mut added = 0;
         for (rel, path, name) in found {
             if !self.charts.contains(&name.chart) {
@@ -240,6 +254,7 @@ impl Ingestor {
                 head: None,
                 replay_until: 0,
                 skipping: false,
+                missing: false,
             };
             if let Some(resume) = self.resume.remove(&rel).filter(|r| r.offset > 0) {
                 let size = std::fs::metadata(&t.path).map(|m| m.len()).unwrap_or(0);
@@ -256,26 +271,37 @@ impl Ingestor {
     }
 
     /// Reads what was appended to every file and hands each complete line to `sink`.
-    /// Returns the number of lines read.
     ///
     /// A file that cannot be read this time is skipped with a warning and retried at the next
-    /// poll: Windows writers hold files briefly.
-    pub fn poll(&mut self, sink: &mut dyn FnMut(LineEvent<'_>)) -> u64 {
-        let mut lines = 0;
+    /// poll: Windows writers hold files briefly. A file that disappeared is warned about once
+    /// and dropped at the next rescan.
+    pub fn poll(&mut self, sink: &mut dyn FnMut(LineEvent<'_>)) -> Progress {
+        let mut progress = Progress::default();
         let tz = self.tz;
         let max_read = self.max_read;
         for t in self.files.values_mut() {
             match read_appended(t, max_read, &mut self.buf) {
-                Ok(true) => {}
-                Ok(false) => continue,
+                Ok(true) => t.missing = false,
+                Ok(false) => {
+                    t.missing = false;
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if !t.missing {
+                        tracing::warn!(file = %t.source.rel, "file disappeared");
+                        t.missing = true;
+                    }
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(file = %t.source.rel, error = %e, "cannot read file; will retry");
                     self.unreadable.push((t.path.clone(), e));
                     continue;
                 }
             }
+            let before = t.offset;
             let filter = self.filters.get(&t.source.name.chart);
-            lines += process(
+            progress.lines += process(
                 t,
                 &self.buf,
                 tz,
@@ -284,8 +310,11 @@ impl Ingestor {
                 &mut self.counters,
                 sink,
             );
+            // `before` is taken after any reset (truncation, replacement): process only moves the
+            // offset forward.
+            progress.bytes += t.offset - before;
         }
-        lines
+        progress
     }
 
     /// Returns (and forgets) the files that could not be read since the last call. Following
@@ -295,13 +324,15 @@ impl Ingestor {
     }
 
     /// Polls until every file has been read to its current end (a first run over a backlog may
-    /// need several reads per file). Returns the number of lines read.
-    pub fn drain(&mut self, sink: &mut dyn FnMut(LineEvent<'_>)) -> u64 {
-        let mut total = 0;
+    /// need several reads per file). Stops when a poll consumes no byte, not when it reads no
+    /// line: a read window can hold only blank lines or part of an overlong garbage line.
+    pub fn drain(&mut self, sink: &mut dyn FnMut(LineEvent<'_>)) -> Progress {
+        let mut total = Progress::default();
         loop {
-            let n = self.poll(sink);
-            total += n;
-            if n == 0 {
+            let step = self.poll(sink);
+            total.lines += step.lines;
+            total.bytes += step.bytes;
+            if step.bytes == 0 {
                 return total;
             }
         }
@@ -420,11 +451,12 @@ fn process(
             // its end, so that a garbage file cannot stall the reader.
             if !t.skipping {
                 t.line_no += 1;
+                let replayed = t.offset < t.replay_until;
                 emit_invalid(
                     t,
                     "",
                     InvalidLine::Json(format!("line longer than {MAX_LINE} bytes")),
-                    false,
+                    replayed,
                     counters,
                     sink,
                 );

@@ -48,15 +48,24 @@ pub enum InvalidLine {
     },
 }
 
+/// Deserializes an optional string borrowed from the line when it has no escapes. serde's
+/// `#[serde(borrow)]` has no effect through `Option` (serde-rs/serde#2016), which would cost an
+/// allocation per string per line.
+fn borrowed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'de>>::deserialize(d)?.map(|b| b.0))
+}
+
 /// Flat image of every field the dumpers write that mia reads. Every field is optional; the
 /// dispatch decides which are required.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct Wire<'a> {
     t: Option<f64>,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "borrowed")]
     sym: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "type")]
+    #[serde(borrow, rename = "type", deserialize_with = "borrowed")]
     type_: Option<Cow<'a, str>>,
     i: Option<f64>,
     bar: Option<f64>,
@@ -91,7 +100,7 @@ struct Wire<'a> {
     totalvol: Option<f64>,
     delta_ratio: Option<f64>,
     pressure: Option<f64>,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "borrowed")]
     side: Option<Cow<'a, str>>,
     lvl: Option<f64>,
     price: Option<f64>,
@@ -113,7 +122,7 @@ struct Wire<'a> {
     last: Option<f64>,
     cc: Option<f64>,
     correlation: Option<f64>,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "borrowed")]
     level_type: Option<Cow<'a, str>>,
     subgraph: Option<f64>,
     study_id: Option<f64>,

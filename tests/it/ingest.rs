@@ -236,7 +236,6 @@ fn a_replaced_larger_file_polled_before_the_rescan_is_read_from_the_start() {
 /// `drain` (what `collect --once` does) reads every file to its end, also when one read window
 /// holds no complete line because it falls inside a line longer than the read limit.
 #[test]
-#[ignore = "src bug: drain() stops when a poll only skips an overlong line (poll returns 0 lines)"]
 fn drain_reads_past_a_line_longer_than_the_read_limit() {
     let dir = tmp();
     let path = dir.path().join(FILE);
@@ -286,4 +285,31 @@ fn a_line_longer_than_any_sierra_line_is_one_invalid_line_and_reading_goes_on() 
     );
     let good = seen.iter().find(|s| s.accepted()).expect("the good line");
     assert_eq!(good.line_no, 3);
+}
+
+#[test]
+fn a_deleted_file_is_not_an_error_and_is_dropped_at_the_next_rescan() {
+    let dir = tmp();
+    let path = dir.path().join(FILE);
+    write(&path, &lines([1], "\n"));
+    let other = "chart_3_trade_20250919.jsonl";
+    write(&dir.path().join(other), "");
+    let mut ing = ingestor(dir.path(), &[3]);
+    assert_eq!(accepted(&poll(&mut ing)), rows(FILE, 1, &[1]));
+    assert_eq!(ing.sources().count(), 2);
+
+    std::fs::remove_file(&path).unwrap();
+    assert!(poll(&mut ing).is_empty());
+    assert!(
+        ing.take_unreadable().is_empty(),
+        "a vanished file is not an unreadable one"
+    );
+    ing.rescan().unwrap();
+    let names: Vec<String> = ing.sources().map(|s| s.rel.clone()).collect();
+    assert_eq!(names, vec![other.to_owned()]);
+
+    // Recreated under the same name, it is a new file read from its start.
+    write(&path, &lines([7], "\n"));
+    ing.rescan().unwrap();
+    assert_eq!(accepted(&poll(&mut ing)), rows(FILE, 1, &[7]));
 }

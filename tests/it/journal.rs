@@ -132,7 +132,6 @@ fn an_uncommitted_and_torn_journal_tail_is_cut_back_to_the_checkpoint() {
 /// A garbage "line" longer than any Sierra line is one reject; a restart that re-reads it up to
 /// the checkpoint must not report it to the rejects journal a second time.
 #[test]
-#[ignore = "src bug: process() emits an overlong line with replayed = false, also below replay_until"]
 fn an_overlong_garbage_line_is_rejected_once_across_restarts() {
     let s = Setup::new();
     let junk = "x".repeat(3 << 20);
