@@ -344,6 +344,36 @@ pub(crate) fn planned_paths(root: &Path, layout: Layout, day: NaiveDate) -> Vec<
     paths
 }
 
+impl Sink {
+    /// Creates (or empties) the file at `path` and starts counting what is written to it.
+    fn open(
+        root: &Path,
+        path: PathBuf,
+        chart: u16,
+        kind: Option<&'static str>,
+        crlf: bool,
+        buffer: usize,
+    ) -> Result<Sink, SimError> {
+        let file = open_fresh(&path)?;
+        Ok(Sink {
+            rel: relative(root, &path),
+            chart,
+            kind,
+            writer: BufWriter::with_capacity(buffer, file),
+            crlf,
+            lines: 0,
+            bytes: 0,
+            tail: 0,
+            invalid: Vec::new(),
+            duplicates: Vec::new(),
+            types: [0; N_REC],
+            max_seq: [None, None],
+            last: HashMap::new(),
+            path,
+        })
+    }
+}
+
 impl Outputs {
     /// Opens every file of the layout. `crlf_charts` lists the charts whose lines end in CRLF.
     pub(crate) fn open(
@@ -359,23 +389,9 @@ impl Outputs {
             let idx = match sinks.iter().position(|s| s.path == path) {
                 Some(idx) => idx,
                 None => {
-                    let file = open_fresh(&path)?;
-                    sinks.push(Sink {
-                        rel: relative(root, &path),
-                        chart: rec.chart(),
-                        kind: (layout != Layout::PerChart).then_some(rec.file_kind()),
-                        writer: BufWriter::with_capacity(64 * 1024, file),
-                        crlf: crlf_charts.contains(&rec.chart()),
-                        lines: 0,
-                        bytes: 0,
-                        tail: 0,
-                        invalid: Vec::new(),
-                        duplicates: Vec::new(),
-                        types: [0; N_REC],
-                        max_seq: [None, None],
-                        last: HashMap::new(),
-                        path,
-                    });
+                    let kind = (layout != Layout::PerChart).then_some(rec.file_kind());
+                    let crlf = crlf_charts.contains(&rec.chart());
+                    sinks.push(Sink::open(root, path, rec.chart(), kind, crlf, 64 * 1024)?);
                     sinks.len() - 1
                 }
             };
@@ -392,24 +408,9 @@ impl Outputs {
         chart: u16,
         kind: &'static str,
     ) -> Result<String, SimError> {
-        let file = open_fresh(&path)?;
-        let rel = relative(root, &path);
-        self.sinks.push(Sink {
-            rel: rel.clone(),
-            chart,
-            kind: Some(kind),
-            writer: BufWriter::with_capacity(64, file),
-            crlf: false,
-            lines: 0,
-            bytes: 0,
-            tail: 0,
-            invalid: Vec::new(),
-            duplicates: Vec::new(),
-            types: [0; N_REC],
-            max_seq: [None, None],
-            last: HashMap::new(),
-            path,
-        });
+        let sink = Sink::open(root, path, chart, Some(kind), false, 64)?;
+        let rel = sink.rel.clone();
+        self.sinks.push(sink);
         Ok(rel)
     }
 
