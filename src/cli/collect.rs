@@ -189,16 +189,16 @@ fn report(collector: &Collector, elapsed: std::time::Duration) -> anyhow::Result
         collector.journal_dir().display()
     )?;
     let rejects = collector.rejects();
-    if !rejects.is_empty() {
-        writeln!(out, "\n{} rejected line(s):", rejects.len())?;
+    if total.invalid > 0 {
+        writeln!(out, "\n{} rejected line(s):", total.invalid)?;
         for r in rejects.iter().take(LIST_REJECTS) {
             writeln!(out, "  {}:{}: {}", r.file, r.line, r.reason)?;
         }
-        if rejects.len() > LIST_REJECTS {
+        if total.invalid > LIST_REJECTS as u64 {
             writeln!(
                 out,
                 "  … and {} more, all listed in {}/mia_rejects_*.jsonl",
-                rejects.len() - LIST_REJECTS,
+                total.invalid - LIST_REJECTS as u64,
                 collector.journal_dir().display()
             )?;
         }

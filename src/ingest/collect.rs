@@ -106,6 +106,9 @@ impl std::fmt::Debug for Collector {
     }
 }
 
+/// How many rejected lines are kept in memory for the report; a garbage file can have millions.
+pub const KEEP_REJECTS: usize = 10_000;
+
 /// How many rejected lines per file are logged as warnings; all of them go to the rejects
 /// journal and the report.
 const WARN_PER_FILE: u64 = 10;
@@ -160,7 +163,8 @@ impl Collector {
         &self.ingestor
     }
 
-    /// Returns every line rejected since start (also those re-read after a restart).
+    /// Returns the lines rejected since start (also those re-read after a restart), the first
+    /// [`KEEP_REJECTS`] of them; the rejects journal has every one and the counters the total.
     pub fn rejects(&self) -> &[Reject] {
         &self.rejects
     }
@@ -196,6 +200,8 @@ impl Collector {
         let warned = &mut self.warned;
         let tz = self.opts.tz;
         let mut journaled = 0;
+        // Records come in long runs of one date: name the journal once per run, not per record.
+        let mut unified_name: (Option<NaiveDate>, String) = (None, String::new());
         let mut sink = |event: LineEvent<'_>| {
             if failure.is_some() {
                 return;
@@ -211,7 +217,10 @@ impl Collector {
                     let date = file_date
                         .or_else(|| utc_to_local(record.ts, tz).map(|d| d.date()))
                         .or(today);
-                    match journal.buffer(&journal_name("unified", date)) {
+                    if unified_name.1.is_empty() || unified_name.0 != date {
+                        unified_name = (date, journal_name("unified", date));
+                    }
+                    match journal.buffer(&unified_name.1) {
                         Ok(buf) => {
                             write_unified(buf, record, chart, &ingest_ts, event.raw);
                             journaled += 1;
@@ -232,11 +241,13 @@ impl Collector {
                             Err(e) => failure = Some(e),
                         }
                     }
-                    rejects.push(Reject {
-                        file: event.source.rel.clone(),
-                        line: event.line_no,
-                        reason,
-                    });
+                    if rejects.len() < KEEP_REJECTS {
+                        rejects.push(Reject {
+                            file: event.source.rel.clone(),
+                            line: event.line_no,
+                            reason,
+                        });
+                    }
                 }
                 Outcome::Duplicate(_) => {}
             }
