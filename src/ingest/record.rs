@@ -1,6 +1,6 @@
 //! One Sierra JSONL line to one typed [`Record`] (sierra-format.md §2).
 //!
-//! Parsing is a single serde pass into a flat [`Wire`] struct that borrows strings from the line,
+//! Parsing is a single serde pass into a flat `Wire` struct that borrows strings from the line,
 //! then a dispatch on `type` (or, for chart-4 files that carry no `type`, on the file kind) that
 //! builds the typed payload. Unknown keys are ignored here and kept verbatim in the unified
 //! journal, which stores the original line.
