@@ -11,6 +11,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod features;
 pub mod ingest;
 pub mod journal;
 pub mod model;

@@ -1,0 +1,1 @@
+//! Native features computed from the market snapshot (placeholder, being written).
