@@ -15,5 +15,6 @@ pub mod features;
 pub mod ingest;
 pub mod journal;
 pub mod model;
+pub mod rules;
 pub mod simulate;
 pub mod snapshot;
