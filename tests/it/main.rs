@@ -9,5 +9,6 @@ mod ingest;
 mod journal;
 mod props;
 mod quirks;
+mod reload;
 mod simulated;
 mod support;
