@@ -223,19 +223,13 @@ impl Ingestor {
     /// [`IngestError`] when the data folder itself cannot be read; unreadable subfolders are
     /// skipped with a warning.
     pub fn rescan(&mut self) -> Result<usize, IngestError> {
-        let mut found = Vec::new();
-        walk(&self.root, &self.root, 0, &mut found).map_err(|source| IngestError::Io {
-            path: self.root.clone(),
-            source,
-        })?;
+        let charts: Vec<u16> = self.charts.iter().copied().collect();
+        let found = discover(&self.root, &charts)?;
         // Drop files that disappeared and were not found again.
         self.files
-            .retain(|rel, t| !t.missing || found.iter().any(|(r, _, _)| r == rel));
+            .retain(|rel, t| !t.missing || found.iter().any(|f| &f.rel == rel));
         let mut added = 0;
-        for (rel, path, name) in found {
-            if !self.charts.contains(&name.chart) {
-                continue;
-            }
+        for Discovered { rel, path, name } in found {
             if let Some(t) = self.files.get_mut(&rel) {
                 if t.head.is_some() && first_line_hash(&t.path) != t.head {
                     tracing::warn!(file = %rel, "file was replaced; reading it again from the start");
@@ -508,36 +502,89 @@ fn process(
             );
             continue;
         };
-        match parse_line(text, &ctx) {
-            Err(invalid) => emit_invalid(t, text, invalid, replayed, counters, sink),
-            Ok(record) => {
-                let counts = counters.entry(ctx.chart, &record.kind);
-                counts.read += 1;
-                let mut filtered = false;
-                let outcome = if dedup.accept(ctx.chart, &record, text) {
-                    filtered = filter.is_some_and(|f| !f.allows(&record.kind));
-                    counts.accepted += 1;
-                    counts.unknown += u64::from(!record.known);
-                    counts.flagged += u64::from(record.flagged);
-                    counts.filtered += u64::from(filtered);
-                    Outcome::Accepted(record)
-                } else {
-                    counts.duplicates += 1;
-                    Outcome::Duplicate(record)
-                };
-                sink(LineEvent {
-                    source: &t.source,
-                    line_no: t.line_no,
-                    raw: text,
-                    outcome,
-                    replayed,
-                    filtered,
-                });
-            }
-        }
+        let (outcome, filtered) = classify_line(text, &ctx, filter, dedup, counters);
+        sink(LineEvent {
+            source: &t.source,
+            line_no: t.line_no,
+            raw: text,
+            outcome,
+            replayed,
+            filtered,
+        });
     }
     t.offset += (last_nl + 1) as u64;
     lines
+}
+
+/// Parses one line, decides accepted, duplicate or invalid, and counts it. Shared by the tailer
+/// and replay, so that both read every line the same way. Returns the outcome and whether a
+/// filter keeps an accepted record out of the journal.
+pub fn classify_line<'a>(
+    text: &'a str,
+    ctx: &LineContext<'_>,
+    filter: Option<&TypeFilter>,
+    dedup: &mut Dedup,
+    counters: &mut Counters,
+) -> (Outcome<'a>, bool) {
+    let file_kind = ctx.kind.unwrap_or("?");
+    match parse_line(text, ctx) {
+        Err(invalid) => {
+            let counts = counters.entry(ctx.chart, file_kind);
+            counts.read += 1;
+            counts.invalid += 1;
+            (Outcome::Invalid(invalid), false)
+        }
+        Ok(record) => {
+            let counts = counters.entry(ctx.chart, &record.kind);
+            counts.read += 1;
+            if dedup.accept(ctx.chart, &record, text) {
+                let filtered = filter.is_some_and(|f| !f.allows(&record.kind));
+                counts.accepted += 1;
+                counts.unknown += u64::from(!record.known);
+                counts.flagged += u64::from(record.flagged);
+                counts.filtered += u64::from(filtered);
+                (Outcome::Accepted(record), filtered)
+            } else {
+                counts.duplicates += 1;
+                (Outcome::Duplicate(record), false)
+            }
+        }
+    }
+}
+
+/// A chart file found below a data folder.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    /// Path relative to the data folder, with `/` separators.
+    pub rel: String,
+    /// Full path.
+    pub path: PathBuf,
+    /// What its name says.
+    pub name: SourceName,
+}
+
+/// Finds the chart files of `charts` below `root` (the three naming schemes), sorted by
+/// relative path.
+///
+/// # Errors
+///
+/// [`IngestError`] when `root` is not a readable folder.
+pub fn discover(root: &Path, charts: &[u16]) -> Result<Vec<Discovered>, IngestError> {
+    if !root.is_dir() {
+        return Err(IngestError::NoDataDir(root.to_owned()));
+    }
+    let mut found = Vec::new();
+    walk(root, root, 0, &mut found).map_err(|source| IngestError::Io {
+        path: root.to_owned(),
+        source,
+    })?;
+    let mut files: Vec<Discovered> = found
+        .into_iter()
+        .filter(|(_, _, name)| charts.contains(&name.chart))
+        .map(|(rel, path, name)| Discovered { rel, path, name })
+        .collect();
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(files)
 }
 
 fn emit_invalid(
