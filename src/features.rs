@@ -1,1 +1,0 @@
-//! Native features computed from the market snapshot (placeholder, being written).
