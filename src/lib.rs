@@ -15,6 +15,7 @@ pub mod features;
 pub mod ingest;
 pub mod journal;
 pub mod model;
+pub mod replay;
 pub mod rules;
 pub mod simulate;
 pub mod snapshot;

@@ -1,0 +1,348 @@
+//! Replay: the pipeline over recorded chart files, in time order, with a replay clock
+//! (product.md §11; first version: ingest, snapshot, features, rules and the decision journal).
+//!
+//! Files are merged by record time (ties broken by file path, then line number, so the order is
+//! the same on every machine). The replay clock is the latest record time seen. Rules are
+//! evaluated once per one-minute bar of each instrument, when its first record arrives and
+//! before it is applied: bar records carry the bar *start* time, so this is the moment the
+//! previous bar is complete and nothing of the new one is known. Evaluating on every intrabar
+//! snapshot would evaluate on values stamped with the bar start but only known later.
+//!
+//! **Invariant:** replay is deterministic: the same files, rules and config give byte-identical
+//! journals. No wall-clock value reaches them unless timings are asked for.
+
+use std::collections::{BTreeMap, BinaryHeap};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+
+use crate::clock::Stopwatch;
+use crate::config::Config;
+use crate::features::{FeatureConfig, FeatureEngine};
+use crate::ingest::counters::Counters;
+use crate::ingest::dedup::Dedup;
+use crate::ingest::naming::yyyymmdd;
+use crate::ingest::record::{LineContext, Payload, parse_line};
+use crate::ingest::{Discovered, IngestError, Outcome, classify_line, discover};
+use crate::journal::{Journal, JournalError};
+use crate::model::{Timestamp, symbol_root, utc_to_local};
+use crate::rules::input::market_input;
+use crate::rules::{Decision, Direction, RuleError, RuleHost, RuleSet, Tier};
+use crate::snapshot::SnapshotStore;
+
+/// Why a replay could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The data folder or a file could not be read.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// The rules do not compile.
+    #[error("rules {dir}: {source}")]
+    Rules {
+        /// The rule folder.
+        dir: PathBuf,
+        /// The errors.
+        source: RuleError,
+    },
+    /// The journal could not be written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// What to replay.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// Recorded data folder.
+    pub data_dir: PathBuf,
+    /// Where the decision journals go (existing `decisions_*.jsonl` there are replaced).
+    pub out_dir: PathBuf,
+    /// Live rule set folder.
+    pub rules_dir: PathBuf,
+    /// Whether to journal the evaluation time in µs (makes journals differ between runs).
+    pub timings: bool,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default)]
+pub struct ReplaySummary {
+    /// Line counters, as `collect` reports them.
+    pub counters: Counters,
+    /// Hash of the rule set.
+    pub rules_hash: String,
+    /// Evaluations made.
+    pub evaluations: u64,
+    /// Decisions by (tier, direction).
+    pub decisions: BTreeMap<(Tier, Direction), u64>,
+    /// Vetoes by hard rule.
+    pub vetoes: BTreeMap<String, u64>,
+    /// Evaluations that ended in a rule error.
+    pub rule_errors: u64,
+    /// Distinct rule error messages with their counts.
+    pub errors: BTreeMap<String, u64>,
+    /// Journal files written.
+    pub journals: Vec<PathBuf>,
+    /// Bytes of partial last lines left unread.
+    pub partial_bytes: u64,
+}
+
+/// One line of `decisions_YYYYMMDD.jsonl`.
+#[derive(Debug, Serialize)]
+struct DecisionLine<'a> {
+    ts: String,
+    instrument: &'a str,
+    set: &'a str,
+    rules: &'a str,
+    #[serde(flatten)]
+    decision: Option<&'a Decision>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    ops: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eval_us: Option<u64>,
+}
+
+struct Cursor {
+    file: Discovered,
+    reader: BufReader<File>,
+    line: Vec<u8>,
+    line_no: u64,
+    last_ts: Timestamp,
+}
+
+impl Cursor {
+    /// Reads the next non-blank complete line; returns its sort time, or `None` at the end.
+    /// A line that does not parse sorts at the time of the line before it, so that it is
+    /// counted where it stands.
+    fn advance(&mut self, tz: chrono_tz::Tz, counters: &mut Counters, partial: &mut u64) -> Result<Option<Timestamp>, IngestError> {
+        loop {
+            self.line.clear();
+            let n = self.reader.read_until(b'\n', &mut self.line).map_err(|source| IngestError::Io {
+                path: self.file.path.clone(),
+                source,
+            })?;
+            if n == 0 {
+                return Ok(None);
+            }
+            if self.line.last() != Some(&b'\n') {
+                // A partial last line: Sierra was writing it. Leave it, as ingest does.
+                *partial += n as u64;
+                return Ok(None);
+            }
+            self.line.pop();
+            if self.line.last() == Some(&b'\r') {
+                self.line.pop();
+            }
+            self.line_no += 1;
+            if self.line.iter().all(u8::is_ascii_whitespace) {
+                counters.blank += 1;
+                continue;
+            }
+            if let Ok(text) = std::str::from_utf8(&self.line)
+                && let Ok(record) = parse_line(text, &self.context(tz))
+            {
+                self.last_ts = record.ts;
+            }
+            return Ok(Some(self.last_ts));
+        }
+    }
+
+    fn context(&self, tz: chrono_tz::Tz) -> LineContext<'_> {
+        LineContext {
+            chart: self.file.name.chart,
+            kind: self.file.name.kind.as_deref(),
+            file_date: self.file.name.date,
+            tz,
+        }
+    }
+}
+
+/// Replays `opts.data_dir` through snapshot, features and rules, writing the decision journal.
+/// `progress` hears (bytes read, total bytes). `stop` ends the replay early, cleanly.
+///
+/// # Errors
+///
+/// [`ReplayError`] when the data cannot be read, the rules do not compile or the journal cannot
+/// be written. Bad lines and rule errors during evaluation are counted, not fatal.
+pub fn run(
+    config: &Config,
+    opts: &ReplayOptions,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ReplaySummary, ReplayError> {
+    let host = RuleHost::new();
+    let set = host.compile(&opts.rules_dir).map_err(|source| ReplayError::Rules {
+        dir: opts.rules_dir.clone(),
+        source,
+    })?;
+    let tz = config.ingest.chart_time_zone;
+    let files = discover(&opts.data_dir, &config.ingest.charts)?;
+    let total: u64 = files.iter().map(|f| std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0)).sum();
+
+    clear_decision_journals(&opts.out_dir)?;
+    let mut journal = Journal::open(&opts.out_dir, None, &opts.out_dir, false)?;
+    let mut summary = ReplaySummary {
+        rules_hash: set.hash.clone(),
+        ..ReplaySummary::default()
+    };
+    let mut cursors = Vec::with_capacity(files.len());
+    let mut heap = BinaryHeap::new();
+    for file in files {
+        let reader = BufReader::with_capacity(
+            1 << 16,
+            File::open(&file.path).map_err(|source| IngestError::Io {
+                path: file.path.clone(),
+                source,
+            })?,
+        );
+        let mut cursor = Cursor {
+            file,
+            reader,
+            line: Vec::with_capacity(512),
+            line_no: 0,
+            last_ts: Timestamp::default(),
+        };
+        if let Some(ts) = cursor.advance(tz, &mut summary.counters, &mut summary.partial_bytes)? {
+            heap.push(std::cmp::Reverse((ts, cursors.len(), cursor.line_no)));
+        }
+        cursors.push(cursor);
+    }
+
+    let mut store = SnapshotStore::new(config);
+    let mut features = FeatureEngine::new(FeatureConfig::default());
+    let mut dedup = Dedup::default();
+    let mut clock = Timestamp::default();
+    let mut last_bar: BTreeMap<String, Timestamp> = BTreeMap::new();
+    let mut read: u64 = 0;
+    let mut since_commit = 0u32;
+    while let Some(std::cmp::Reverse((ts, idx, _))) = heap.pop() {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        clock = clock.max(ts);
+        let cursor = &mut cursors[idx];
+        read += cursor.line.len() as u64 + 1;
+        let chart = cursor.file.name.chart;
+        if let Ok(text) = std::str::from_utf8(&cursor.line) {
+            let ctx = cursor.context(tz);
+            let (outcome, _) = classify_line(text, &ctx, None, &mut dedup, &mut summary.counters);
+            if let Outcome::Accepted(record) = outcome {
+                // A new one-minute bar of an instrument: evaluate on the completed previous one.
+                if let (Payload::Bar(_), Some(sym)) = (&record.payload, record.sym.as_deref()) {
+                    let root = symbol_root(sym);
+                    if let Some(inst) = config.instruments.get(root)
+                        && inst.charts.minute == chart
+                        && last_bar.get(root).is_none_or(|t| record.ts > *t)
+                    {
+                        if last_bar.contains_key(root) {
+                            evaluate(config, &host, &set, &store, &mut features, root, clock, opts.timings, &mut journal, &mut summary)?;
+                            since_commit += 1;
+                        }
+                        last_bar.insert(root.to_owned(), record.ts);
+                    }
+                }
+                store.apply(chart, &record, clock);
+            }
+        } else {
+            let counts = summary.counters.entry(chart, cursor.file.name.kind.as_deref().unwrap_or("?"));
+            counts.read += 1;
+            counts.invalid += 1;
+        }
+        if let Some(next) = cursor.advance(tz, &mut summary.counters, &mut summary.partial_bytes)? {
+            heap.push(std::cmp::Reverse((next, idx, cursor.line_no)));
+        }
+        if since_commit >= 4_096 {
+            journal.commit()?;
+            since_commit = 0;
+            progress(read, total);
+        }
+    }
+    journal.commit()?;
+    progress(total, total);
+    summary.journals = journal.lengths().keys().map(|name| opts.out_dir.join(name)).collect();
+    Ok(summary)
+}
+
+#[expect(clippy::too_many_arguments, reason = "the replay loop's state, passed explicitly")]
+fn evaluate(
+    config: &Config,
+    host: &RuleHost,
+    set: &RuleSet,
+    store: &SnapshotStore,
+    features: &mut FeatureEngine,
+    instrument: &str,
+    now: Timestamp,
+    timings: bool,
+    journal: &mut Journal,
+    summary: &mut ReplaySummary,
+) -> Result<(), ReplayError> {
+    let Some(snapshot) = store.get(instrument) else { return Ok(()) };
+    let in_session = store.in_session(now);
+    let feats = features.compute(snapshot);
+    let input = market_input(snapshot, &feats, now, &config.session, &config.staleness, in_session);
+    let watch = Stopwatch::start();
+    let result = host.evaluate(set, &input);
+    let eval_us = timings.then(|| watch.elapsed().as_micros() as u64);
+    summary.evaluations += 1;
+    let line = match &result {
+        Ok(eval) => {
+            let d = &eval.decision;
+            *summary.decisions.entry((d.tier, d.direction)).or_default() += 1;
+            for veto in &d.vetoes {
+                *summary.vetoes.entry(veto.clone()).or_default() += 1;
+            }
+            DecisionLine {
+                ts: now.to_iso_millis(),
+                instrument,
+                set: "live",
+                rules: &set.hash,
+                decision: Some(d),
+                error: None,
+                ops: eval.operations,
+                eval_us,
+            }
+        }
+        Err(e) => {
+            summary.rule_errors += 1;
+            *summary.errors.entry(e.to_string()).or_default() += 1;
+            DecisionLine {
+                ts: now.to_iso_millis(),
+                instrument,
+                set: "live",
+                rules: &set.hash,
+                decision: None,
+                error: Some(e.to_string()),
+                ops: 0,
+                eval_us,
+            }
+        }
+    };
+    let date = utc_to_local(now, config.session.time_zone).map(|d| yyyymmdd(d.date()));
+    let name = format!("decisions_{}.jsonl", date.as_deref().unwrap_or("undated"));
+    let buf = journal.buffer(&name)?;
+    serde_json::to_writer(&mut *buf, &line).map_err(|e| JournalError::Io {
+        path: name.clone().into(),
+        source: e.into(),
+    })?;
+    buf.push(b'\n');
+    Ok(())
+}
+
+/// Removes the decision journals of an earlier replay into the same folder, so that a replay's
+/// output depends on its inputs only.
+fn clear_decision_journals(dir: &Path) -> Result<(), JournalError> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("decisions_") && name.ends_with(".jsonl") {
+            std::fs::remove_file(entry.path()).map_err(|source| JournalError::Io {
+                path: entry.path(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
