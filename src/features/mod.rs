@@ -219,6 +219,8 @@ impl FeatureEngine {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use crate::model::{ContractSpec, Level};
 
@@ -361,5 +363,67 @@ mod tests {
         // Back at 6480.00 the EMA continues from −0.21: −0.212 as in the three-step test.
         let f = engine.compute(&es_snapshot(Some(6480.0), Some(14.0)));
         assert!((f.dealer_bias.unwrap() + 0.212).abs() < EPS);
+    }
+
+    /// Any f64 (NaN, infinities, zero, negatives, subnormals) or a plausible ES price.
+    fn any_price() -> impl Strategy<Value = f64> {
+        prop_oneof![any::<f64>(), 6400.0..6600.0f64]
+    }
+
+    fn any_level() -> impl Strategy<Value = Level> {
+        prop_oneof![
+            Just(Level::CallResistance),
+            Just(Level::PutSupport),
+            Just(Level::Hvl),
+            Just(Level::OneDayMin),
+            Just(Level::OneDayMax),
+            Just(Level::CallResistance0dte),
+            Just(Level::PutSupport0dte),
+            Just(Level::Hvl0dte),
+            Just(Level::GammaWall0dte),
+            (1..=10u8).prop_map(Level::Gex),
+            (1..=10u8).prop_map(Level::BlindSpot),
+            (1..=60u8).prop_map(Level::Swing),
+        ]
+    }
+
+    proptest! {
+        /// No input panics, and every output stays in its documented range.
+        #[test]
+        fn any_input_gives_bounded_outputs(
+            price in proptest::option::of(any_price()),
+            vix in proptest::option::of(any_price()),
+            vix_points in proptest::collection::vec(any_price().prop_map(|p| p / 200.0), 0..5),
+            levels in proptest::collection::vec((any_level(), any_price()), 0..30),
+            tick in prop_oneof![Just(0.25), any::<f64>()],
+        ) {
+            let mut engine = FeatureEngine::new(FeatureConfig::default());
+            let spec = ContractSpec { tick_size: tick, tick_value: 12.5 };
+            let mut s = MarketSnapshot::new("ES", spec);
+            s.levels = levels.into_iter().collect();
+            s.last_price = price;
+            for v in vix_points.into_iter().chain(vix) {
+                s.vix = Some(v);
+                let f = engine.compute(&s);
+                for bias in [f.dealer_bias, f.dealer_bias_raw].into_iter().flatten() {
+                    prop_assert!((-1.0..=1.0).contains(&bias), "{bias}");
+                }
+                if let Some(c) = f.bias_components {
+                    let all = [
+                        c.gamma_resistance, c.gamma_support, c.blind_spots, c.swing, c.gex, c.vix,
+                    ];
+                    for x in all {
+                        prop_assert!((0.0..=1.0).contains(&x), "{x}");
+                    }
+                }
+                let d = f.levels;
+                for fam in [d.resistance, d.support, d.gex, d.blind_spot, d.swing] {
+                    prop_assert!(fam.above.is_none_or(|a| a > 0.0 && a.is_finite()));
+                    prop_assert!(fam.below.is_none_or(|b| b <= 0.0 && b.is_finite()));
+                }
+                prop_assert!(f.battle_navale.confluence <= 8);
+                prop_assert!(f.vix.is_none_or(|v| v.is_finite() && v > 0.0));
+            }
+        }
     }
 }
