@@ -116,13 +116,21 @@ impl Cursor {
     /// Reads the next non-blank complete line; returns its sort time, or `None` at the end.
     /// A line that does not parse sorts at the time of the line before it, so that it is
     /// counted where it stands.
-    fn advance(&mut self, tz: chrono_tz::Tz, counters: &mut Counters, partial: &mut u64) -> Result<Option<Timestamp>, IngestError> {
+    fn advance(
+        &mut self,
+        tz: chrono_tz::Tz,
+        counters: &mut Counters,
+        partial: &mut u64,
+    ) -> Result<Option<Timestamp>, IngestError> {
         loop {
             self.line.clear();
-            let n = self.reader.read_until(b'\n', &mut self.line).map_err(|source| IngestError::Io {
-                path: self.file.path.clone(),
-                source,
-            })?;
+            let n = self
+                .reader
+                .read_until(b'\n', &mut self.line)
+                .map_err(|source| IngestError::Io {
+                    path: self.file.path.clone(),
+                    source,
+                })?;
             if n == 0 {
                 return Ok(None);
             }
@@ -173,13 +181,18 @@ pub fn run(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ReplaySummary, ReplayError> {
     let host = RuleHost::new();
-    let set = host.compile(&opts.rules_dir).map_err(|source| ReplayError::Rules {
-        dir: opts.rules_dir.clone(),
-        source,
-    })?;
+    let set = host
+        .compile(&opts.rules_dir)
+        .map_err(|source| ReplayError::Rules {
+            dir: opts.rules_dir.clone(),
+            source,
+        })?;
     let tz = config.ingest.chart_time_zone;
     let files = discover(&opts.data_dir, &config.ingest.charts)?;
-    let total: u64 = files.iter().map(|f| std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0)).sum();
+    let total: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0))
+        .sum();
 
     clear_decision_journals(&opts.out_dir)?;
     let mut journal = Journal::open(&opts.out_dir, None, &opts.out_dir, false)?;
@@ -237,7 +250,18 @@ pub fn run(
                         && last_bar.get(root).is_none_or(|t| record.ts > *t)
                     {
                         if last_bar.contains_key(root) {
-                            evaluate(config, &host, &set, &store, &mut features, root, clock, opts.timings, &mut journal, &mut summary)?;
+                            evaluate(
+                                config,
+                                &host,
+                                &set,
+                                &store,
+                                &mut features,
+                                root,
+                                clock,
+                                opts.timings,
+                                &mut journal,
+                                &mut summary,
+                            )?;
                             since_commit += 1;
                         }
                         last_bar.insert(root.to_owned(), record.ts);
@@ -246,7 +270,9 @@ pub fn run(
                 store.apply(chart, &record, clock);
             }
         } else {
-            let counts = summary.counters.entry(chart, cursor.file.name.kind.as_deref().unwrap_or("?"));
+            let counts = summary
+                .counters
+                .entry(chart, cursor.file.name.kind.as_deref().unwrap_or("?"));
             counts.read += 1;
             counts.invalid += 1;
         }
@@ -261,11 +287,18 @@ pub fn run(
     }
     journal.commit()?;
     progress(total, total);
-    summary.journals = journal.lengths().keys().map(|name| opts.out_dir.join(name)).collect();
+    summary.journals = journal
+        .lengths()
+        .keys()
+        .map(|name| opts.out_dir.join(name))
+        .collect();
     Ok(summary)
 }
 
-#[expect(clippy::too_many_arguments, reason = "the replay loop's state, passed explicitly")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the replay loop's state, passed explicitly"
+)]
 fn evaluate(
     config: &Config,
     host: &RuleHost,
@@ -278,10 +311,19 @@ fn evaluate(
     journal: &mut Journal,
     summary: &mut ReplaySummary,
 ) -> Result<(), ReplayError> {
-    let Some(snapshot) = store.get(instrument) else { return Ok(()) };
+    let Some(snapshot) = store.get(instrument) else {
+        return Ok(());
+    };
     let in_session = store.in_session(now);
     let feats = features.compute(snapshot);
-    let input = market_input(snapshot, &feats, now, &config.session, &config.staleness, in_session);
+    let input = market_input(
+        snapshot,
+        &feats,
+        now,
+        &config.session,
+        &config.staleness,
+        in_session,
+    );
     let watch = Stopwatch::start();
     let result = host.evaluate(set, &input);
     let eval_us = timings.then(|| watch.elapsed().as_micros() as u64);
@@ -333,7 +375,9 @@ fn evaluate(
 /// Removes the decision journals of an earlier replay into the same folder, so that a replay's
 /// output depends on its inputs only.
 fn clear_decision_journals(dir: &Path) -> Result<(), JournalError> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();

@@ -2,6 +2,7 @@
 
 mod collect;
 mod config_cmd;
+mod replay;
 mod simulate;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,8 @@ struct Cli {
 enum Command {
     /// Ingest the chart files into the unified journal (the original "test pipeline").
     Collect(collect::Args),
+    /// Replay recorded files through the snapshot, features and rules; journal every decision.
+    Replay(replay::Args),
     /// Write a realistic simulated Sierra session (files as the dumpers write them).
     Simulate(simulate::Args),
     /// Validate a configuration file.
@@ -65,6 +68,9 @@ pub(crate) fn main() -> ExitCode {
     let result = match cli.command {
         Command::Collect(args) => {
             load_config(cli.config.as_deref()).and_then(|c| collect::run(&c, args))
+        }
+        Command::Replay(args) => {
+            load_config(cli.config.as_deref()).and_then(|c| replay::run(&c, args))
         }
         Command::Simulate(args) => simulate::run(args),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref()),

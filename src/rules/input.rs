@@ -84,15 +84,34 @@ pub fn market_input(
         ("delta", float(flow.map(|f| f.delta))),
         ("delta_ratio", float(bn.delta_ratio)),
         ("pressure", int(bn.pressure.map(i64::from))),
-        ("cumulative_delta", float(snapshot.cumulative_delta.or(flow.and_then(|f| f.cumulative_delta)))),
+        (
+            "cumulative_delta",
+            float(
+                snapshot
+                    .cumulative_delta
+                    .or(flow.and_then(|f| f.cumulative_delta)),
+            ),
+        ),
         ("total_volume", float(flow.map(|f| f.total_volume))),
         ("atr", float(snapshot.atr)),
         ("atr_ticks", float(snapshot.atr.map(|a| spec.ticks(a)))),
         ("vix", float(features.vix)),
-        ("vix_policy", string(features.vix_policy.map(|p| p.as_str()))),
-        ("profile_vpoc", float(snapshot.profile.volume_profile.map(|a| a.vpoc))),
-        ("profile_vah", float(snapshot.profile.volume_profile.map(|a| a.vah))),
-        ("profile_val", float(snapshot.profile.volume_profile.map(|a| a.val))),
+        (
+            "vix_policy",
+            string(features.vix_policy.map(|p| p.as_str())),
+        ),
+        (
+            "profile_vpoc",
+            float(snapshot.profile.volume_profile.map(|a| a.vpoc)),
+        ),
+        (
+            "profile_vah",
+            float(snapshot.profile.volume_profile.map(|a| a.vah)),
+        ),
+        (
+            "profile_val",
+            float(snapshot.profile.volume_profile.map(|a| a.val)),
+        ),
         ("hvn_ticks", float(flip(bn.hvn_ticks))),
         ("lvn_ticks", float(flip(bn.lvn_ticks))),
         ("correlation", float(snapshot.correlation)),
@@ -104,26 +123,39 @@ pub fn market_input(
         ("gex_below", float(lv.gex.below)),
         ("blind_spot_above", float(lv.blind_spot.above)),
         ("blind_spot_below", float(lv.blind_spot.below)),
-        ("blind_spot_ticks", float(lv.blind_spot.nearest().map(f64::abs))),
+        (
+            "blind_spot_ticks",
+            float(lv.blind_spot.nearest().map(f64::abs)),
+        ),
         ("swing_above", float(lv.swing.above)),
         ("swing_below", float(lv.swing.below)),
         ("gamma_wall_ticks", float(level(Level::GammaWall0dte))),
         ("call_resistance_ticks", float(level(Level::CallResistance))),
         ("put_support_ticks", float(level(Level::PutSupport))),
         ("hvl_ticks", float(level(Level::Hvl))),
-        ("nearest_level", string(lv.nearest.map(|(l, _)| l.name()).as_deref())),
+        (
+            "nearest_level",
+            string(lv.nearest.map(|(l, _)| l.name()).as_deref()),
+        ),
         ("nearest_level_ticks", float(lv.nearest.map(|(_, d)| d))),
-        ("level_count", Dynamic::from_int(snapshot.levels.len() as i64)),
+        (
+            "level_count",
+            Dynamic::from_int(snapshot.levels.len() as i64),
+        ),
         ("confluence", Dynamic::from_int(i64::from(bn.confluence))),
         ("dealer_bias", float(features.dealer_bias)),
         ("dealer_bias_raw", float(features.dealer_bias_raw)),
         ("stale_minute", Dynamic::from_bool(stale(Source::Minute))),
         ("stale_profile", Dynamic::from_bool(stale(Source::Profile))),
         ("stale_vix", Dynamic::from_bool(stale(Source::Vix))),
-        ("stale_menthorq", Dynamic::from_bool(stale(Source::MenthorQ))),
+        (
+            "stale_menthorq",
+            Dynamic::from_bool(stale(Source::MenthorQ)),
+        ),
     ];
     debug_assert_eq!(values.len(), super::schema::PROPERTIES.len());
-    RuleInput::from_values(values).unwrap_or_else(|unknown| panic!("input names out of sync with the schema: {unknown:?}"))
+    RuleInput::from_values(values)
+        .unwrap_or_else(|unknown| panic!("input names out of sync with the schema: {unknown:?}"))
 }
 
 #[cfg(test)]
@@ -139,13 +171,31 @@ mod tests {
         let snapshot = MarketSnapshot::new("ES", config.instruments["ES"].spec);
         let features = FeatureEngine::new(FeatureConfig::default()).compute(&snapshot);
         let now = Timestamp::from_secs(1_758_290_400); // 2025-09-19 14:00 UTC, 10:00 New York
-        let input = market_input(&snapshot, &features, now, &config.session, &config.staleness, true);
+        let input = market_input(
+            &snapshot,
+            &features,
+            now,
+            &config.session,
+            &config.staleness,
+            true,
+        );
         for p in PROPERTIES {
             assert!(input.get(p.name).is_some(), "{}", p.name);
         }
         assert_eq!(input.get("minute_of_day").unwrap().as_int().unwrap(), 600);
-        assert_eq!(input.get("instrument").unwrap().clone().into_string().unwrap(), "ES");
+        assert_eq!(
+            input
+                .get("instrument")
+                .unwrap()
+                .clone()
+                .into_string()
+                .unwrap(),
+            "ES"
+        );
         assert!(input.get("price").unwrap().is_unit(), "no price yet");
-        assert!(input.get("stale_minute").unwrap().as_bool().unwrap(), "never updated is stale");
+        assert!(
+            input.get("stale_minute").unwrap().as_bool().unwrap(),
+            "never updated is stale"
+        );
     }
 }

@@ -413,6 +413,21 @@ pub const PROPERTIES: &[Property] = &[
     ),
 ];
 
+/// Renders the property table of `docs/rules.md`.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| Property | Type | Meaning |\n|---|---|---|\n");
+    for p in PROPERTIES {
+        let unit = if p.optional { " or `()`" } else { "" };
+        out.push_str(&format!(
+            "| `s.{}` | {}{unit} | {} |\n",
+            p.name,
+            p.kind.name(),
+            p.doc
+        ));
+    }
+    out
+}
+
 /// Returns the slot of a property name.
 pub fn slot(name: &str) -> Option<usize> {
     PROPERTIES.iter().position(|p| p.name == name)
@@ -421,6 +436,27 @@ pub fn slot(name: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `docs/rules.md` documents exactly the properties the host offers.
+    #[test]
+    fn docs_rules_md_lists_every_property() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/rules.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        let begin = doc.find("<!-- properties:begin").expect("begin marker");
+        let body_start = begin + doc[begin..].find("-->\n").expect("end of begin marker") + 4;
+        let end = doc.find("<!-- properties:end -->").expect("end marker");
+        let table = markdown_table();
+        if std::env::var_os("MIA_BLESS").is_some_and(|v| v == "1") {
+            let updated = format!("{}{table}{}", &doc[..body_start], &doc[end..]);
+            std::fs::write(path, updated).unwrap();
+            return;
+        }
+        pretty_assertions::assert_eq!(
+            &doc[body_start..end],
+            table,
+            "run MIA_BLESS=1 cargo test rules::schema"
+        );
+    }
 
     #[test]
     fn names_are_unique_and_documented() {
