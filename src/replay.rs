@@ -40,7 +40,7 @@ pub enum ReplayError {
     #[error(transparent)]
     Ingest(#[from] IngestError),
     /// The rules do not compile.
-    #[error("rules {dir}: {source}")]
+    #[error("the rules in {dir} cannot be used")]
     Rules {
         /// The rule folder.
         dir: PathBuf,

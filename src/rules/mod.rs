@@ -6,6 +6,7 @@
 //! [`schema::PROPERTIES`]. The result map is validated into a [`Decision`]; anything wrong is a
 //! [`RuleError`] with its position, never a decision.
 
+pub mod cases;
 pub mod input;
 pub mod reload;
 pub mod sandbox;

@@ -10,5 +10,6 @@ mod journal;
 mod props;
 mod quirks;
 mod reload;
+mod rules;
 mod simulated;
 mod support;

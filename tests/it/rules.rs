@@ -1,0 +1,140 @@
+//! The rule sets shipped with mia: their test cases pass, their decisions on the cases match the
+//! golden decision journals, and replay journals are byte-identical across runs.
+
+use std::path::Path;
+
+use mia::rules::{RuleHost, cases};
+use pretty_assertions::assert_eq;
+
+use crate::support::{TestCommand, golden, manifest_dir, tmp};
+
+/// Evaluates every case of a rule folder; returns one journal line per case and the failures.
+fn run_cases(rule_dir: &Path) -> (String, Vec<String>) {
+    let host = RuleHost::new();
+    let set = host
+        .compile(rule_dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", rule_dir.display()));
+    let files = cases::load_folder(rule_dir).unwrap();
+    assert!(
+        !files.is_empty(),
+        "{} has no tests/*.toml",
+        rule_dir.display()
+    );
+    let mut journal = String::new();
+    let mut failures = Vec::new();
+    for (file, cases) in files {
+        for case in cases {
+            let input = case
+                .input()
+                .unwrap_or_else(|e| panic!("{}: {}: {e}", file.display(), case.name));
+            let line = match host.evaluate(&set, &input) {
+                Ok(eval) => {
+                    for problem in case.check(&eval.decision) {
+                        failures.push(format!("{}: {}", case.name, problem));
+                    }
+                    serde_json::json!({ "case": case.name, "decision": eval.decision, "ops": eval.operations })
+                }
+                Err(e) => {
+                    failures.push(format!("{}: rule error: {e}", case.name));
+                    serde_json::json!({ "case": case.name, "error": e.to_string() })
+                }
+            };
+            journal.push_str(&line.to_string());
+            journal.push('\n');
+        }
+    }
+    (journal, failures)
+}
+
+#[test]
+fn default_rules_pass_their_cases_and_match_the_golden_decisions() {
+    let (journal, failures) = run_cases(&manifest_dir().join("rules"));
+    assert_eq!(failures, Vec::<String>::new());
+    golden("decisions/default.jsonl", &journal);
+}
+
+#[test]
+fn example_rules_pass_their_cases_and_match_the_golden_decisions() {
+    let (journal, failures) = run_cases(&manifest_dir().join("examples/rules"));
+    assert_eq!(failures, Vec::<String>::new());
+    golden("decisions/mq_first.jsonl", &journal);
+}
+
+#[test]
+fn the_default_cases_cover_every_tier_both_directions_and_every_hard_rule() {
+    let files = cases::load_folder(&manifest_dir().join("rules")).unwrap();
+    let all: Vec<_> = files.into_iter().flat_map(|(_, c)| c).collect();
+    let has = |f: &dyn Fn(&cases::Expect) -> bool| all.iter().any(|c| f(&c.expect));
+    for tier in ["PREMIUM", "STRONG", "GOOD", "WEAK", "NO_TRADE"] {
+        assert!(
+            has(&|e| e.tier.as_deref() == Some(tier)),
+            "no case for tier {tier}"
+        );
+    }
+    for dir in ["long", "short", "flat"] {
+        assert!(
+            has(&|e| e.direction.as_deref() == Some(dir)),
+            "no case for direction {dir}"
+        );
+    }
+    for veto in [
+        "blind_spot",
+        "stale_menthorq",
+        "vix_extreme",
+        "gamma_wall_ahead",
+        "score_not_above_70",
+    ] {
+        assert!(
+            has(&|e| e.vetoes.as_ref().is_some_and(|v| v == &[veto.to_owned()])),
+            "no case where {veto} vetoes alone"
+        );
+    }
+}
+
+#[test]
+fn replay_journals_are_byte_identical_across_runs() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    let ran = TestCommand::new([
+        "simulate",
+        "--out",
+        data.to_str().unwrap(),
+        "--day",
+        "20250919",
+        "--minutes",
+        "30",
+        "--seed",
+        "3",
+        "--quirks",
+    ])
+    .run();
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let mut journals = Vec::new();
+    for run in ["a", "b"] {
+        let out = dir.path().join(run);
+        let ran = TestCommand::new([
+            "replay",
+            data.to_str().unwrap(),
+            "--rules",
+            "rules",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .run();
+        assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
+        assert!(ran.stdout.contains("evaluations"), "{}", ran.stdout);
+        journals.push(std::fs::read(out.join("decisions_20250919.jsonl")).unwrap());
+    }
+    assert_eq!(journals[0].len(), journals[1].len());
+    assert!(journals[0] == journals[1], "replay journals differ");
+    let text = String::from_utf8(journals[0].clone()).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        29,
+        "one decision per completed one-minute bar"
+    );
+    assert!(
+        text.lines()
+            .all(|l| l.contains("\"set\":\"live\"") && l.contains("\"rules\":\""))
+    );
+}
