@@ -104,7 +104,8 @@ pub fn build_engine(rule_dir: Option<&Path>) -> Engine {
         .set_max_functions(MAX_FUNCTIONS)
         .set_max_modules(MAX_MODULES)
         .set_strict_variables(true)
-        .set_fail_on_invalid_map_property(true);
+        .set_fail_on_invalid_map_property(true)
+        .set_optimization_level(rhai::OptimizationLevel::Full);
     // `eval` would run code that no compile step has checked.
     engine.disable_symbol("eval");
     engine.on_print(|text| tracing::info!(target: "rules", "{text}"));
