@@ -167,7 +167,7 @@ impl Journal {
         state_dir: &Path,
         fsync: bool,
     ) -> Result<Journal, JournalError> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let mut journal = Journal::create(dir, fsync)?;
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .map_err(io(dir))?
             .flatten()
@@ -175,11 +175,6 @@ impl Journal {
             .filter(|n| n.starts_with("mia_") && n.ends_with(".jsonl"))
             .collect();
         names.sort();
-        let mut journal = Journal {
-            dir: dir.to_owned(),
-            fsync,
-            files: BTreeMap::new(),
-        };
         for name in names {
             let path = dir.join(&name);
             let len = std::fs::metadata(&path).map_err(io(&path))?.len();
@@ -212,6 +207,21 @@ impl Journal {
             journal.open_file(&name)?;
         }
         Ok(journal)
+    }
+
+    /// Opens a folder for journals that need no cut-back (replay outputs, which are rewritten
+    /// whole): files are created or appended to as they are first buffered.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] when the folder cannot be created.
+    pub fn create(dir: &Path, fsync: bool) -> Result<Journal, JournalError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        Ok(Journal {
+            dir: dir.to_owned(),
+            fsync,
+            files: BTreeMap::new(),
+        })
     }
 
     fn open_file(&mut self, name: &str) -> Result<&mut Open, JournalError> {

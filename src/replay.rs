@@ -195,7 +195,7 @@ pub fn run(
         .sum();
 
     clear_decision_journals(&opts.out_dir)?;
-    let mut journal = Journal::open(&opts.out_dir, None, &opts.out_dir, false)?;
+    let mut journal = Journal::create(&opts.out_dir, false)?;
     let mut summary = ReplaySummary {
         rules_hash: set.hash.clone(),
         ..ReplaySummary::default()

@@ -113,6 +113,7 @@ pub fn watch(
     on_outcome: impl Fn(&ReloadOutcome) + Send + 'static,
 ) -> Result<Reloader, RuleError> {
     let dir = live.load().dir.clone();
+    let thread_dir = dir.clone();
     let (tx, rx) = mpsc::channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
@@ -151,17 +152,13 @@ pub fn watch(
             }
         })
         .map_err(|e| RuleError::Io {
-            path: live_dir_for_error(),
-            message: e.to_string(),
+            path: thread_dir,
+            message: format!("cannot start the reload thread: {e}"),
         })?;
     Ok(Reloader {
         watcher: Some(watcher),
         thread: Some(thread),
     })
-}
-
-fn live_dir_for_error() -> std::path::PathBuf {
-    std::path::PathBuf::from("rules-reload thread")
 }
 
 fn watch_error(dir: &Path, e: &notify::Error) -> RuleError {

@@ -138,3 +138,52 @@ fn replay_journals_are_byte_identical_across_runs() {
             .all(|l| l.contains("\"set\":\"live\"") && l.contains("\"rules\":\""))
     );
 }
+
+#[test]
+fn replay_timings_are_opt_in_and_the_out_folder_may_hold_other_journals() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    let out = dir.path().join("journal");
+    std::fs::create_dir_all(&out).unwrap();
+    // A collect journal without its checkpoint: replay must leave it alone.
+    std::fs::write(out.join("mia_unified_20250919.jsonl"), "{}\n").unwrap();
+    let ran = TestCommand::new([
+        "simulate",
+        "--out",
+        data.to_str().unwrap(),
+        "--day",
+        "20250919",
+        "--minutes",
+        "4",
+    ])
+    .run();
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let (data, out_s) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let ran = TestCommand::new([
+        "replay",
+        data,
+        "--rules",
+        "rules",
+        "--out",
+        out_s,
+        "--timings",
+    ])
+    .run();
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
+    let timed = std::fs::read_to_string(out.join("decisions_20250919.jsonl")).unwrap();
+    assert_eq!(timed.lines().count(), 3);
+    assert!(timed.lines().all(|l| l.contains("\"eval_us\":")), "{timed}");
+    let ran = TestCommand::new(["replay", data, "--rules", "rules", "--out", out_s]).run();
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let plain = std::fs::read_to_string(out.join("decisions_20250919.jsonl")).unwrap();
+    assert_eq!(
+        plain.lines().count(),
+        3,
+        "the earlier journal was replaced, not appended to"
+    );
+    assert!(!plain.contains("eval_us"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("mia_unified_20250919.jsonl")).unwrap(),
+        "{}\n"
+    );
+}
