@@ -25,7 +25,7 @@ use crate::features::{FeatureConfig, FeatureEngine};
 use crate::ingest::counters::Counters;
 use crate::ingest::dedup::Dedup;
 use crate::ingest::naming::yyyymmdd;
-use crate::ingest::record::{LineContext, Payload, parse_line};
+use crate::ingest::record::{LineContext, Payload, Record};
 use crate::ingest::{Discovered, IngestError, Outcome, classify_line, discover};
 use crate::journal::{Journal, JournalError};
 use crate::model::{Timestamp, symbol_root, utc_to_local};
@@ -86,6 +86,8 @@ pub struct ReplaySummary {
     pub journals: Vec<PathBuf>,
     /// Bytes of partial last lines left unread.
     pub partial_bytes: u64,
+    /// Bytes of complete lines read.
+    pub bytes_read: u64,
 }
 
 /// One line of `decisions_YYYYMMDD.jsonl`.
@@ -108,20 +110,25 @@ struct Cursor {
     file: Discovered,
     reader: BufReader<File>,
     line: Vec<u8>,
-    line_no: u64,
-    last_ts: Timestamp,
+    /// The next accepted record of this file, waiting for its turn in the merge.
+    next: Option<Record<'static>>,
 }
 
 impl Cursor {
-    /// Reads the next non-blank complete line; returns its sort time, or `None` at the end.
-    /// A line that does not parse sorts at the time of the line before it, so that it is
-    /// counted where it stands.
+    /// Reads on to the next accepted record, counting the invalid, duplicate and blank lines on
+    /// the way (each line is parsed once). Returns its time, or `None` at the end of the file.
     fn advance(
         &mut self,
         tz: chrono_tz::Tz,
-        counters: &mut Counters,
-        partial: &mut u64,
+        dedup: &mut Dedup,
+        summary: &mut ReplaySummary,
     ) -> Result<Option<Timestamp>, IngestError> {
+        let ctx = LineContext {
+            chart: self.file.name.chart,
+            kind: self.file.name.kind.as_deref(),
+            file_date: self.file.name.date,
+            tz,
+        };
         loop {
             self.line.clear();
             let n = self
@@ -136,33 +143,31 @@ impl Cursor {
             }
             if self.line.last() != Some(&b'\n') {
                 // A partial last line: Sierra was writing it. Leave it, as ingest does.
-                *partial += n as u64;
+                summary.partial_bytes += n as u64;
                 return Ok(None);
             }
+            summary.bytes_read += n as u64;
             self.line.pop();
             if self.line.last() == Some(&b'\r') {
                 self.line.pop();
             }
-            self.line_no += 1;
             if self.line.iter().all(u8::is_ascii_whitespace) {
-                counters.blank += 1;
+                summary.counters.blank += 1;
                 continue;
             }
-            if let Ok(text) = std::str::from_utf8(&self.line)
-                && let Ok(record) = parse_line(text, &self.context(tz))
+            let Ok(text) = std::str::from_utf8(&self.line) else {
+                let counts = summary.counters.entry(ctx.chart, ctx.kind.unwrap_or("?"));
+                counts.read += 1;
+                counts.invalid += 1;
+                continue;
+            };
+            if let (Outcome::Accepted(record), _) =
+                classify_line(text, &ctx, None, dedup, &mut summary.counters)
             {
-                self.last_ts = record.ts;
+                let ts = record.ts;
+                self.next = Some(record.into_owned());
+                return Ok(Some(ts));
             }
-            return Ok(Some(self.last_ts));
-        }
-    }
-
-    fn context(&self, tz: chrono_tz::Tz) -> LineContext<'_> {
-        LineContext {
-            chart: self.file.name.chart,
-            kind: self.file.name.kind.as_deref(),
-            file_date: self.file.name.date,
-            tz,
         }
     }
 }
@@ -200,6 +205,7 @@ pub fn run(
         rules_hash: set.hash.clone(),
         ..ReplaySummary::default()
     };
+    let mut dedup = Dedup::default();
     let mut cursors = Vec::with_capacity(files.len());
     let mut heap = BinaryHeap::new();
     for file in files {
@@ -214,21 +220,18 @@ pub fn run(
             file,
             reader,
             line: Vec::with_capacity(512),
-            line_no: 0,
-            last_ts: Timestamp::default(),
+            next: None,
         };
-        if let Some(ts) = cursor.advance(tz, &mut summary.counters, &mut summary.partial_bytes)? {
-            heap.push(std::cmp::Reverse((ts, cursors.len(), cursor.line_no)));
+        if let Some(ts) = cursor.advance(tz, &mut dedup, &mut summary)? {
+            heap.push(std::cmp::Reverse((ts, cursors.len(), summary.bytes_read)));
         }
         cursors.push(cursor);
     }
 
     let mut store = SnapshotStore::new(config);
     let mut features = FeatureEngine::new(FeatureConfig::default());
-    let mut dedup = Dedup::default();
     let mut clock = Timestamp::default();
     let mut last_bar: BTreeMap<String, Timestamp> = BTreeMap::new();
-    let mut read: u64 = 0;
     let mut since_commit = 0u32;
     while let Some(std::cmp::Reverse((ts, idx, _))) = heap.pop() {
         if stop.load(Ordering::Relaxed) {
@@ -236,53 +239,43 @@ pub fn run(
         }
         clock = clock.max(ts);
         let cursor = &mut cursors[idx];
-        read += cursor.line.len() as u64 + 1;
         let chart = cursor.file.name.chart;
-        if let Ok(text) = std::str::from_utf8(&cursor.line) {
-            let ctx = cursor.context(tz);
-            let (outcome, _) = classify_line(text, &ctx, None, &mut dedup, &mut summary.counters);
-            if let Outcome::Accepted(record) = outcome {
-                // A new one-minute bar of an instrument: evaluate on the completed previous one.
-                if let (Payload::Bar(_), Some(sym)) = (&record.payload, record.sym.as_deref()) {
-                    let root = symbol_root(sym);
-                    if let Some(inst) = config.instruments.get(root)
-                        && inst.charts.minute == chart
-                        && last_bar.get(root).is_none_or(|t| record.ts > *t)
-                    {
-                        if last_bar.contains_key(root) {
-                            evaluate(
-                                config,
-                                &host,
-                                &set,
-                                &store,
-                                &mut features,
-                                root,
-                                clock,
-                                opts.timings,
-                                &mut journal,
-                                &mut summary,
-                            )?;
-                            since_commit += 1;
-                        }
-                        last_bar.insert(root.to_owned(), record.ts);
+        if let Some(record) = cursor.next.take() {
+            // A new one-minute bar of an instrument: evaluate on the completed previous one.
+            if let (Payload::Bar(_), Some(sym)) = (&record.payload, record.sym.as_deref()) {
+                let root = symbol_root(sym);
+                if let Some(inst) = config.instruments.get(root)
+                    && inst.charts.minute == chart
+                    && last_bar.get(root).is_none_or(|t| record.ts > *t)
+                {
+                    if last_bar.contains_key(root) {
+                        evaluate(
+                            config,
+                            &host,
+                            &set,
+                            &store,
+                            &mut features,
+                            root,
+                            clock,
+                            opts.timings,
+                            &mut journal,
+                            &mut summary,
+                        )?;
+                        since_commit += 1;
                     }
+                    last_bar.insert(root.to_owned(), record.ts);
                 }
-                store.apply(chart, &record, clock);
             }
-        } else {
-            let counts = summary
-                .counters
-                .entry(chart, cursor.file.name.kind.as_deref().unwrap_or("?"));
-            counts.read += 1;
-            counts.invalid += 1;
+            store.apply(chart, &record, clock);
         }
-        if let Some(next) = cursor.advance(tz, &mut summary.counters, &mut summary.partial_bytes)? {
-            heap.push(std::cmp::Reverse((next, idx, cursor.line_no)));
+        if let Some(next) = cursor.advance(tz, &mut dedup, &mut summary)? {
+            // The running byte count breaks ties between equal times in read order.
+            heap.push(std::cmp::Reverse((next, idx, summary.bytes_read)));
         }
         if since_commit >= 4_096 {
             journal.commit()?;
             since_commit = 0;
-            progress(read, total);
+            progress(summary.bytes_read, total);
         }
     }
     journal.commit()?;

@@ -377,6 +377,22 @@ pub struct Record<'a> {
 }
 
 impl Record<'_> {
+    /// Returns a copy that owns its strings, to keep after the line buffer is reused (replay
+    /// holds one record per file while it merges them).
+    pub fn into_owned(self) -> Record<'static> {
+        Record {
+            kind: Cow::Owned(self.kind.into_owned()),
+            known: self.known,
+            t: self.t,
+            ts: self.ts,
+            sym: self.sym.map(|s| Cow::Owned(s.into_owned())),
+            index: self.index,
+            level_slot: self.level_slot,
+            payload: self.payload,
+            flagged: self.flagged,
+        }
+    }
+
     /// Returns the Time & Sales sequence of a quote or trade.
     pub fn seq(&self) -> Option<u32> {
         match self.payload {
