@@ -153,7 +153,13 @@ pub fn market_input(
             Dynamic::from_bool(stale(Source::MenthorQ)),
         ),
     ];
-    debug_assert_eq!(values.len(), super::schema::PROPERTIES.len());
+    debug_assert!(
+        values
+            .iter()
+            .map(|(n, _)| *n)
+            .eq(super::schema::PROPERTIES.iter().map(|p| p.name)),
+        "market_input must fill every property of the schema, in order"
+    );
     RuleInput::from_values(values)
         .unwrap_or_else(|unknown| panic!("input names out of sync with the schema: {unknown:?}"))
 }
@@ -163,39 +169,94 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::features::{FeatureConfig, FeatureEngine};
-    use crate::rules::schema::PROPERTIES;
 
     #[test]
-    fn every_property_is_filled_from_the_market() {
+    fn properties_come_from_the_snapshot_and_features() {
+        use crate::ingest::record::{LineContext, parse_line};
+        use crate::snapshot::SnapshotStore;
         let config = Config::reference();
-        let snapshot = MarketSnapshot::new("ES", config.instruments["ES"].spec);
-        let features = FeatureEngine::new(FeatureConfig::default()).compute(&snapshot);
-        let now = Timestamp::from_secs(1_758_290_400); // 2025-09-19 14:00 UTC, 10:00 New York
-        let input = market_input(
-            &snapshot,
-            &features,
-            now,
-            &config.session,
-            &config.staleness,
-            true,
-        );
-        for p in PROPERTIES {
-            assert!(input.get(p.name).is_some(), "{}", p.name);
+        let mut store = SnapshotStore::new(&config);
+        for (chart, kind, line) in [
+            (
+                3,
+                "basedata",
+                r#"{"t":45919.416667,"sym":"ESZ25_FUT_CME","type":"basedata","i":1,"o":6498.25,"h":6499.5,"l":6497.75,"c":6499.0,"v":1467,"bidvol":655,"askvol":812}"#,
+            ),
+            (
+                10,
+                "menthorq",
+                r#"{"t":45919.416667,"sym":"ESZ25_FUT_CME","type":"menthorq_level","level_type":"put_support","price":6497.0,"subgraph":1,"study_id":1,"i":1}"#,
+            ),
+            (
+                10,
+                "menthorq",
+                r#"{"t":45919.416667,"sym":"ESZ25_FUT_CME","type":"menthorq_level","level_type":"gamma_wall_0dte","price":6501.5,"subgraph":8,"study_id":1,"i":1}"#,
+            ),
+            (
+                8,
+                "vix",
+                r#"{"t":45919.416667,"type":"vix","i":1,"last":23.5}"#,
+            ),
+        ] {
+            let ctx = LineContext {
+                chart,
+                kind: Some(kind),
+                file_date: None,
+                tz: config.ingest.chart_time_zone,
+            };
+            let record = parse_line(line, &ctx).unwrap();
+            store.apply(chart, &record, record.ts);
         }
-        assert_eq!(input.get("minute_of_day").unwrap().as_int().unwrap(), 600);
+        let es = store.get("ES").unwrap();
+        let features = FeatureEngine::new(FeatureConfig::default()).compute(es);
+        let now = Timestamp::from_secs(1_758_290_420); // 2025-09-19 14:00:20 UTC, 10:00 New York
+        let input = market_input(es, &features, now, &config.session, &config.staleness, true);
+        let float = |name: &str| {
+            input
+                .get(name)
+                .unwrap()
+                .as_float()
+                .unwrap_or_else(|_| panic!("{name}"))
+        };
+        assert_eq!(float("price"), 6499.0);
+        assert_eq!(float("support_below"), -8.0, "put support 2 points below");
+        assert_eq!(float("put_support_ticks"), -8.0);
+        assert_eq!(
+            float("gamma_wall_ticks"),
+            10.0,
+            "gamma wall 2.5 points above"
+        );
+        assert_eq!(float("resistance_above"), 10.0);
+        assert_eq!(float("bar_high"), 6499.5);
+        assert_eq!(float("tick_value"), 12.5);
         assert_eq!(
             input
-                .get("instrument")
+                .get("vix_policy")
                 .unwrap()
                 .clone()
                 .into_string()
                 .unwrap(),
-            "ES"
+            "high"
         );
-        assert!(input.get("price").unwrap().is_unit(), "no price yet");
+        assert_eq!(
+            input
+                .get("nearest_level")
+                .unwrap()
+                .clone()
+                .into_string()
+                .unwrap(),
+            "put_support"
+        );
+        assert_eq!(input.get("minute_of_day").unwrap().as_int().unwrap(), 600);
+        assert_eq!(input.get("level_count").unwrap().as_int().unwrap(), 2);
         assert!(
-            input.get("stale_minute").unwrap().as_bool().unwrap(),
-            "never updated is stale"
+            !input.get("stale_minute").unwrap().as_bool().unwrap(),
+            "20 s old"
         );
+        assert!(
+            input.get("stale_profile").unwrap().as_bool().unwrap(),
+            "never seen"
+        );
+        assert!(input.get("vah").unwrap().is_unit(), "no value area yet");
     }
 }
