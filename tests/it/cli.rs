@@ -146,18 +146,21 @@ fn collect_once_prints_counters_and_rejects_and_journals() {
     let dir = tmp();
     let data = data_path("ingest/quirks/invalid");
     let (journal, state) = (dir.path().join("j"), dir.path().join("s"));
-    let ran = TestCommand::new([
-        "collect",
-        "--once",
-        "--data",
-        data.to_str().unwrap(),
-        "--journal",
-        journal.to_str().unwrap(),
-        "--state",
-        state.to_str().unwrap(),
-    ])
-    .current_dir(dir.path())
-    .run();
+    let collect_once = || {
+        TestCommand::new([
+            "collect",
+            "--once",
+            "--data",
+            data.to_str().unwrap(),
+            "--journal",
+            journal.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ])
+        .current_dir(dir.path())
+        .run()
+    };
+    let ran = collect_once();
     assert_eq!(ran.code, Some(0), "{ran:?}");
     let row = ran
         .stdout
@@ -189,18 +192,7 @@ fn collect_once_prints_counters_and_rejects_and_journals() {
     assert!(state.join("ingest_checkpoint.json").is_file());
 
     // Run again: everything is already journaled.
-    let again = TestCommand::new([
-        "collect",
-        "--once",
-        "--data",
-        data.to_str().unwrap(),
-        "--journal",
-        journal.to_str().unwrap(),
-        "--state",
-        state.to_str().unwrap(),
-    ])
-    .current_dir(dir.path())
-    .run();
+    let again = collect_once();
     assert_eq!(again.code, Some(0), "{again:?}");
     assert_eq!(
         std::fs::read_to_string(journal.join("mia_unified_20250919.jsonl")).unwrap(),

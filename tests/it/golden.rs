@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::support::{
-    TestCommand, collect_opts, counters_text, golden, open_collector, read_journals, tmp,
+    collect_opts, counters_text, golden, open_collector, read_journals, simulate_session, tmp,
 };
 
 /// The first and last lines of a journal, its line count and hash.
@@ -38,19 +38,7 @@ fn digest(name: &str, text: &str) -> String {
 fn collect_of_a_simulated_session_matches_the_golden_files() {
     let dir = tmp();
     let data = dir.path().join("data");
-    let ran = TestCommand::new([
-        "simulate",
-        "--out",
-        data.to_str().unwrap(),
-        "--day",
-        "20250919",
-        "--minutes",
-        "20",
-        "--seed",
-        "7",
-    ])
-    .run();
-    assert_eq!(ran.code, Some(0), "{ran:?}");
+    simulate_session(&data, 20, 7, false);
 
     let journal = dir.path().join("journal");
     let mut collector = open_collector(collect_opts(&data, &journal, &dir.path().join("state")));

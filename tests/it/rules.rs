@@ -6,7 +6,7 @@ use std::path::Path;
 use mia::rules::{RuleHost, cases};
 use pretty_assertions::assert_eq;
 
-use crate::support::{TestCommand, golden, manifest_dir, tmp};
+use crate::support::{TestCommand, golden, manifest_dir, simulate_session, tmp};
 
 /// Evaluates every case of a rule folder; returns one journal line per case and the failures.
 fn run_cases(rule_dir: &Path) -> (String, Vec<String>) {
@@ -95,20 +95,7 @@ fn the_default_cases_cover_every_tier_both_directions_and_every_hard_rule() {
 fn replay_journals_are_byte_identical_across_runs() {
     let dir = tmp();
     let data = dir.path().join("data");
-    let ran = TestCommand::new([
-        "simulate",
-        "--out",
-        data.to_str().unwrap(),
-        "--day",
-        "20250919",
-        "--minutes",
-        "30",
-        "--seed",
-        "3",
-        "--quirks",
-    ])
-    .run();
-    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    simulate_session(&data, 30, 3, true);
     let mut journals = Vec::new();
     for run in ["a", "b"] {
         let out = dir.path().join(run);
@@ -147,17 +134,7 @@ fn replay_timings_are_opt_in_and_the_out_folder_may_hold_other_journals() {
     std::fs::create_dir_all(&out).unwrap();
     // A collect journal without its checkpoint: replay must leave it alone.
     std::fs::write(out.join("mia_unified_20250919.jsonl"), "{}\n").unwrap();
-    let ran = TestCommand::new([
-        "simulate",
-        "--out",
-        data.to_str().unwrap(),
-        "--day",
-        "20250919",
-        "--minutes",
-        "4",
-    ])
-    .run();
-    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    simulate_session(&data, 4, 1, false);
     let (data, out_s) = (data.to_str().unwrap(), out.to_str().unwrap());
     let ran = TestCommand::new([
         "replay",

@@ -393,3 +393,22 @@ pub(crate) fn journal_data(text: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// Writes a simulated session of 2025-09-19 into `data` with `mia simulate`, and checks that it
+/// succeeded.
+pub(crate) fn simulate_session(data: &Path, minutes: u32, seed: u64, quirks: bool) {
+    let (minutes, seed) = (minutes.to_string(), seed.to_string());
+    let mut args = vec![
+        "simulate",
+        "--out",
+        data.to_str().unwrap(),
+        "--day",
+        "20250919",
+    ];
+    args.extend(["--minutes", &minutes, "--seed", &seed]);
+    if quirks {
+        args.push("--quirks");
+    }
+    let ran = TestCommand::new(args).run();
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+}
