@@ -229,7 +229,7 @@ impl BiasEma {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     const EPS: f64 = 1e-9;
@@ -242,8 +242,9 @@ mod tests {
         (a - b).abs() < EPS
     }
 
-    /// The brief's worked example at price 6500.00 on ES (tick 0.25).
-    fn example_levels() -> BTreeMap<Level, f64> {
+    /// The brief's worked example at price 6500.00 on ES (tick 0.25); the engine tests in
+    /// `features/mod.rs` use it too.
+    pub(in crate::features) fn example_levels() -> BTreeMap<Level, f64> {
         BTreeMap::from([
             // Call resistance 8 ticks above: 6500 + 8 × 0.25 = 6502.00.
             (Level::CallResistance, 6502.0),

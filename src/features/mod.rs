@@ -232,14 +232,7 @@ mod tests {
         s.vix = vix;
         // The brief's example around 6500.00: call resistance +8 ticks, put support −12,
         // blind spot +3, GEX two above and one below.
-        s.levels = BTreeMap::from([
-            (Level::CallResistance, 6502.0),
-            (Level::PutSupport, 6497.0),
-            (Level::BlindSpot(1), 6500.75),
-            (Level::Gex(1), 6505.0),
-            (Level::Gex(2), 6510.0),
-            (Level::Gex(3), 6490.0),
-        ]);
+        s.levels = bias::tests::example_levels();
         s
     }
 
