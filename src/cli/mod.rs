@@ -1,5 +1,6 @@
 //! Argument parsing and dispatch. `anyhow` lives here and only here.
 
+mod check_rules;
 mod collect;
 mod config_cmd;
 mod replay;
@@ -23,7 +24,7 @@ use mia::config::Config;
 ///
 ///   mia simulate --out demo-data && mia collect --once --data demo-data
 ///
-/// Exit codes: 0 success, 1 problems found (config check), 2 could not run.
+/// Exit codes: 0 success, 1 problems found (config check, check-rules), 2 could not run.
 #[derive(Debug, Parser)]
 #[command(name = "mia", version, max_term_width = 100)]
 struct Cli {
@@ -47,6 +48,8 @@ enum Command {
     Collect(collect::Args),
     /// Replay recorded files through the snapshot, features and rules; journal every decision.
     Replay(replay::Args),
+    /// Check rule folders (every file, the set, its tests); for people and for CI.
+    CheckRules(check_rules::Args),
     /// Write a realistic simulated Sierra session (files as the dumpers write them).
     Simulate(simulate::Args),
     /// Validate a configuration file.
@@ -73,6 +76,7 @@ pub(crate) fn main() -> ExitCode {
             load_config(cli.config.as_deref()).and_then(|c| replay::run(&c, args))
         }
         Command::Simulate(args) => simulate::run(args),
+        Command::CheckRules(args) => check_rules::run(args),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref()),
     };
     match result {

@@ -21,25 +21,63 @@ use std::path::{Path, PathBuf};
 
 use rhai::Dynamic;
 use serde::Deserialize;
+use toml::Spanned;
 
 use super::schema::{Kind, PROPERTIES};
 use super::{Decision, RuleInput};
 
-/// Values of the properties a case does not list (everything else is `()`).
-pub const DEFAULTS: &[(&str, &str)] = &[
-    ("instrument", "\"ES\""),
-    ("tick_size", "0.25"),
-    ("tick_value", "12.5"),
-    ("time", "\"2025-09-19T14:00:00.000Z\""),
-    ("minute_of_day", "600"),
-    ("in_session", "true"),
-    ("level_count", "0"),
-    ("confluence", "0"),
-    ("stale_minute", "false"),
-    ("stale_profile", "false"),
-    ("stale_vix", "false"),
-    ("stale_menthorq", "false"),
+/// Values of the properties a case does not list (everything else is `()`), as TOML values.
+pub const DEFAULTS: &[(&str, Default)] = &[
+    ("instrument", Default::Str("ES")),
+    ("tick_size", Default::Float(0.25)),
+    ("tick_value", Default::Float(12.5)),
+    ("time", Default::Str("2025-09-19T14:00:00.000Z")),
+    ("minute_of_day", Default::Int(600)),
+    ("in_session", Default::Bool(true)),
+    ("level_count", Default::Int(0)),
+    ("confluence", Default::Int(0)),
+    ("stale_minute", Default::Bool(false)),
+    ("stale_profile", Default::Bool(false)),
+    ("stale_vix", Default::Bool(false)),
+    ("stale_menthorq", Default::Bool(false)),
 ];
+
+/// A default property value of a case.
+#[derive(Debug, Clone, Copy)]
+pub enum Default {
+    /// A number.
+    Float(f64),
+    /// An integer.
+    Int(i64),
+    /// A boolean.
+    Bool(bool),
+    /// A string.
+    Str(&'static str),
+}
+
+impl Default {
+    fn to_dynamic(self) -> Dynamic {
+        match self {
+            Default::Float(x) => Dynamic::from_float(x),
+            Default::Int(x) => Dynamic::from_int(x),
+            Default::Bool(x) => Dynamic::from_bool(x),
+            Default::Str(x) => Dynamic::from(x.to_owned()),
+        }
+    }
+}
+
+/// A property of a case that is unknown or of the wrong type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseProblem {
+    /// 1-based line of the key.
+    pub line: usize,
+    /// 1-based column of the key.
+    pub column: usize,
+    /// The key.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
 
 /// What a case expects.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -56,33 +94,56 @@ pub struct Expect {
 }
 
 /// One case.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Case {
     /// Name.
     pub name: String,
+    /// 1-based line of the case's `name` in its file.
+    pub line: usize,
     /// The properties of `s` it sets.
-    #[serde(default)]
     pub s: BTreeMap<String, toml::Value>,
+    /// Line and column of each key of `s`, for messages.
+    pub positions: BTreeMap<String, (usize, usize)>,
     /// The expectation.
-    #[serde(default)]
     pub expect: Expect,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawCase {
+    name: Spanned<String>,
+    #[serde(default)]
+    s: BTreeMap<Spanned<String>, toml::Value>,
+    #[serde(default)]
+    expect: Expect,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CaseFile {
-    case: Vec<Case>,
+    case: Vec<RawCase>,
 }
 
 /// Why cases could not be loaded.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{path}: {message}")]
+#[error("{}:{line}:{column}: {message}", path.display())]
 pub struct CaseError {
     /// The file.
     pub path: PathBuf,
+    /// 1-based line (0 when unknown).
+    pub line: usize,
+    /// 1-based column (0 when unknown).
+    pub column: usize,
     /// What is wrong.
     pub message: String,
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[start..].chars().count() + 1)
 }
 
 /// Loads the cases of one file.
@@ -91,13 +152,40 @@ pub struct CaseError {
 ///
 /// [`CaseError`] when the file cannot be read or parsed.
 pub fn load(path: &Path) -> Result<Vec<Case>, CaseError> {
-    let err = |message: String| CaseError {
+    let text = std::fs::read_to_string(path).map_err(|e| CaseError {
         path: path.to_owned(),
-        message,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let file: CaseFile = toml::from_str(&text).map_err(|e| err(e.to_string().trim().to_owned()))?;
-    Ok(file.case)
+        line: 0,
+        column: 0,
+        message: e.to_string(),
+    })?;
+    let file: CaseFile = toml::from_str(&text).map_err(|e| {
+        let (line, column) = e.span().map_or((0, 0), |s| line_column(&text, s.start));
+        CaseError {
+            path: path.to_owned(),
+            line,
+            column,
+            message: e.message().trim().to_owned(),
+        }
+    })?;
+    Ok(file
+        .case
+        .into_iter()
+        .map(|raw| {
+            let mut s = BTreeMap::new();
+            let mut positions = BTreeMap::new();
+            for (key, value) in raw.s {
+                positions.insert(key.get_ref().clone(), line_column(&text, key.span().start));
+                s.insert(key.into_inner(), value);
+            }
+            Case {
+                line: line_column(&text, raw.name.span().start).0,
+                name: raw.name.into_inner(),
+                s,
+                positions,
+                expect: raw.expect,
+            }
+        })
+        .collect())
 }
 
 /// Loads every `tests/*.toml` of a rule folder, sorted by file name.
@@ -106,9 +194,17 @@ pub fn load(path: &Path) -> Result<Vec<Case>, CaseError> {
 ///
 /// [`CaseError`] for the first file that cannot be loaded.
 pub fn load_folder(rule_dir: &Path) -> Result<Vec<(PathBuf, Vec<Case>)>, CaseError> {
+    test_files(rule_dir)
+        .into_iter()
+        .map(|f| load(&f).map(|cases| (f, cases)))
+        .collect()
+}
+
+/// The `tests/*.toml` files of a rule folder, sorted by name (none when there is no `tests`).
+pub fn test_files(rule_dir: &Path) -> Vec<PathBuf> {
     let dir = rule_dir.join("tests");
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let mut files: Vec<PathBuf> = entries
         .flatten()
@@ -117,9 +213,6 @@ pub fn load_folder(rule_dir: &Path) -> Result<Vec<(PathBuf, Vec<Case>)>, CaseErr
         .collect();
     files.sort();
     files
-        .into_iter()
-        .map(|f| load(&f).map(|cases| (f, cases)))
-        .collect()
 }
 
 fn to_dynamic(name: &str, kind: Kind, value: &toml::Value) -> Result<Dynamic, String> {
@@ -142,36 +235,51 @@ impl Case {
     ///
     /// # Errors
     ///
-    /// A message naming each property that is unknown or of the wrong type.
-    pub fn input(&self) -> Result<RuleInput, String> {
-        let mut values: BTreeMap<&str, Dynamic> = BTreeMap::new();
-        for (name, text) in DEFAULTS {
-            let kind = PROPERTIES
-                .iter()
-                .find(|p| p.name == *name)
-                .map_or(Kind::Str, |p| p.kind);
-            let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {text}"))
-                .map_err(|e| e.to_string())?
-                .remove("v")
-                .unwrap_or(toml::Value::Boolean(false));
-            values.insert(name, to_dynamic(name, kind, &value)?);
-        }
+    /// One [`CaseProblem`] for each property that is unknown or of the wrong type.
+    pub fn input(&self) -> Result<RuleInput, Vec<CaseProblem>> {
+        let mut values: BTreeMap<&str, Dynamic> = DEFAULTS
+            .iter()
+            .map(|(name, value)| (*name, value.to_dynamic()))
+            .collect();
         let mut problems = Vec::new();
         for (name, value) in &self.s {
+            let (line, column) = self.positions.get(name).copied().unwrap_or((self.line, 1));
+            let problem = |message: String| CaseProblem {
+                line,
+                column,
+                key: name.clone(),
+                message,
+            };
             match PROPERTIES.iter().find(|p| p.name == name) {
-                None => problems.push(format!("`{name}` is not a property of s")),
+                None => problems.push(problem(format!(
+                    "`{name}` is not a property of s{}",
+                    super::schema::suggest(name)
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_default()
+                ))),
                 Some(p) => match to_dynamic(name, p.kind, value) {
                     Ok(v) => {
                         values.insert(p.name, v);
                     }
-                    Err(e) => problems.push(e),
+                    Err(e) => problems.push(problem(e)),
                 },
             }
         }
         if !problems.is_empty() {
-            return Err(problems.join("; "));
+            return Err(problems);
         }
-        RuleInput::from_values(values).map_err(|unknown| format!("unknown properties {unknown:?}"))
+        // Every name was checked against the schema above.
+        RuleInput::from_values(values).map_err(|unknown| {
+            unknown
+                .into_iter()
+                .map(|key| CaseProblem {
+                    line: self.line,
+                    column: 1,
+                    message: format!("`{key}` is not a property of s"),
+                    key,
+                })
+                .collect()
+        })
     }
 
     /// Returns every way `decision` differs from the expectation (empty when it passes).

@@ -7,6 +7,7 @@
 //! [`RuleError`] with its position, never a decision.
 
 pub mod cases;
+pub mod check;
 pub mod input;
 pub mod reload;
 pub mod sandbox;
@@ -160,9 +161,12 @@ pub enum RuleError {
         /// Every problem found.
         diagnostics: Vec<Diagnostic>,
     },
-    /// `decide` failed while running (error, operation budget, stack depth, …).
+    /// `decide` failed while running (error, stack depth, sizes, …).
     #[error("{0}")]
     Runtime(Diagnostic),
+    /// `decide` ran past its operation budget ([`sandbox::MAX_OPERATIONS`]).
+    #[error("{0}")]
+    OverBudget(Diagnostic),
     /// `decide` returned something that is not a valid decision.
     #[error("decide returned an invalid result: {0}")]
     InvalidResult(String),
@@ -363,7 +367,12 @@ impl RuleHost {
             .engine
             .call_fn_with_options(options, &mut scope, &set.ast, DECIDE, (snapshot,))
             .map_err(|e| {
-                RuleError::Runtime(runtime_diagnostic(&set.dir.join(ENTRY), &set.dir, &e))
+                let diagnostic = runtime_diagnostic(&set.dir.join(ENTRY), &set.dir, &e);
+                if matches!(innermost(&e), EvalAltResult::ErrorTooManyOperations(_)) {
+                    RuleError::OverBudget(diagnostic)
+                } else {
+                    RuleError::Runtime(diagnostic)
+                }
             })?;
         let operations = sandbox::operations();
         Ok(Evaluation {
@@ -379,6 +388,15 @@ fn diagnostic(file: &Path, pos: Position, message: String) -> Diagnostic {
         line: pos.line().unwrap_or(0),
         column: pos.position().unwrap_or(0),
         message,
+    }
+}
+
+/// The error under the function-call and module wrappers.
+fn innermost(err: &EvalAltResult) -> &EvalAltResult {
+    match err {
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) => innermost(inner),
+        other => other,
     }
 }
 

@@ -92,6 +92,22 @@ impl ModuleResolver for FolderResolver {
 /// Builds the engine. With `rule_dir`, imports resolve to sibling files of that folder (for
 /// compiling); without, any import fails (for evaluating self-contained rule sets).
 pub fn build_engine(rule_dir: Option<&Path>) -> Engine {
+    let mut engine = configured(rule_dir);
+    // `eval` would run code that no compile step has checked.
+    engine.disable_symbol("eval");
+    engine
+}
+
+/// The engine `check-rules` parses with: the same limits and resolver, but no optimization (so
+/// every expression the author wrote is still in the AST to be checked) and `eval` parsed as
+/// a call (so that it is reported as a forbidden construct with a fix, not as a syntax error).
+pub fn lint_engine(rule_dir: &Path) -> Engine {
+    let mut engine = configured(Some(rule_dir));
+    engine.set_optimization_level(rhai::OptimizationLevel::None);
+    engine
+}
+
+fn configured(rule_dir: Option<&Path>) -> Engine {
     let mut engine = Engine::new();
     engine
         .set_max_operations(MAX_OPERATIONS)
@@ -106,8 +122,6 @@ pub fn build_engine(rule_dir: Option<&Path>) -> Engine {
         .set_strict_variables(true)
         .set_fail_on_invalid_map_property(true)
         .set_optimization_level(rhai::OptimizationLevel::Full);
-    // `eval` would run code that no compile step has checked.
-    engine.disable_symbol("eval");
     engine.on_print(|text| tracing::info!(target: "rules", "{text}"));
     engine.on_debug(|text, source, pos| tracing::debug!(target: "rules", source = source.unwrap_or(""), %pos, "{text}"));
     engine.on_progress(|ops| {

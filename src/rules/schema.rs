@@ -428,6 +428,18 @@ pub fn markdown_table() -> String {
     out
 }
 
+/// The property whose name is closest to a misspelt `name`, if one is close enough to be what
+/// was meant (an edit distance of at most a third of the name, and at least 1).
+pub fn suggest(name: &str) -> Option<&'static str> {
+    let limit = (name.chars().count() / 3).max(1);
+    PROPERTIES
+        .iter()
+        .map(|p| (strsim::damerau_levenshtein(name, p.name), p.name))
+        .filter(|&(d, _)| d <= limit)
+        .min()
+        .map(|(_, n)| n)
+}
+
 /// Returns the slot of a property name.
 pub fn slot(name: &str) -> Option<usize> {
     PROPERTIES.iter().position(|p| p.name == name)

@@ -26,7 +26,7 @@ fn run_cases(rule_dir: &Path) -> (String, Vec<String>) {
         for case in cases {
             let input = case
                 .input()
-                .unwrap_or_else(|e| panic!("{}: {}: {e}", file.display(), case.name));
+                .unwrap_or_else(|e| panic!("{}: {}: {e:?}", file.display(), case.name));
             let line = match host.evaluate(&set, &input) {
                 Ok(eval) => {
                     for problem in case.check(&eval.decision) {
