@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use super::cases::{self, Case};
 use super::schema;
-use super::{DECIDE, ENTRY, RuleError, RuleHost, sandbox};
+use super::{DECIDE, ENTRY, RuleError, RuleHost, RuleSet, sandbox};
 
 /// What kind of problem a [`Problem`] is. The names are stable: CI scripts may match them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -137,7 +137,7 @@ pub struct Heaviest {
 }
 
 /// What [`check`] found in one rule folder.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// The folder.
     pub dir: PathBuf,
@@ -153,6 +153,9 @@ pub struct Report {
     pub heaviest: Option<Heaviest>,
     /// The operation budget of one evaluation.
     pub budget: u64,
+    /// The compiled set, when every file is sound (even if tests failed).
+    #[serde(skip)]
+    pub set: Option<RuleSet>,
 }
 
 /// Why a folder could not be checked at all.
@@ -229,6 +232,7 @@ pub fn check(host: &RuleHost, dir: &Path) -> Result<Report, CheckError> {
         tests_failed: 0,
         heaviest: None,
         budget: sandbox::MAX_OPERATIONS,
+        set: None,
     };
     // The set-level compile and the tests only make sense once every file is sound: their
     // errors would repeat the ones above.
@@ -237,6 +241,7 @@ pub fn check(host: &RuleHost, dir: &Path) -> Result<Report, CheckError> {
             Ok(set) => {
                 report.hash = Some(set.hash.clone());
                 run_tests(host, &set, &mut report);
+                report.set = Some(set);
             }
             Err(RuleError::Compile { diagnostics }) => {
                 report
@@ -262,6 +267,26 @@ pub fn check(host: &RuleHost, dir: &Path) -> Result<Report, CheckError> {
     });
     report.problems.dedup();
     Ok(report)
+}
+
+/// Compiles `dir` and checks it as `mia check-rules` does, rule tests included: what the live
+/// engine loads and hot-reloads (product.md §6: "compiled and checked before it is swapped in").
+///
+/// # Errors
+///
+/// [`RuleError::Io`] when the folder cannot be read, [`RuleError::Check`] with every problem
+/// when there is any.
+pub fn load_checked(host: &RuleHost, dir: &Path) -> Result<RuleSet, RuleError> {
+    let report = check(host, dir).map_err(|e| RuleError::Io {
+        path: e.path,
+        message: e.message,
+    })?;
+    match report.set {
+        Some(set) if report.problems.is_empty() => Ok(set),
+        _ => Err(RuleError::Check {
+            problems: report.problems,
+        }),
+    }
 }
 
 /// The checks of one file.
@@ -644,7 +669,7 @@ fn syntax_message(err: &rhai::ParseErrorType) -> String {
 }
 
 /// Runs the rule tests of a compiled set and records failures and operation counts.
-fn run_tests(host: &RuleHost, set: &super::RuleSet, report: &mut Report) {
+fn run_tests(host: &RuleHost, set: &RuleSet, report: &mut Report) {
     for file in cases::test_files(&set.dir) {
         let cases = match cases::load(&file) {
             Ok(cases) => cases,
@@ -673,7 +698,7 @@ fn run_tests(host: &RuleHost, set: &super::RuleSet, report: &mut Report) {
 /// Runs one case; returns its problems (none when it passes).
 fn run_case(
     host: &RuleHost,
-    set: &super::RuleSet,
+    set: &RuleSet,
     file: &Path,
     case: &Case,
     report: &mut Report,

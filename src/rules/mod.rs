@@ -161,6 +161,12 @@ pub enum RuleError {
         /// Every problem found.
         diagnostics: Vec<Diagnostic>,
     },
+    /// The set compiles but `check-rules` finds problems in it (see [`check::load_checked`]).
+    #[error("{} problem(s):\n{}", problems.len(), render(problems))]
+    Check {
+        /// Every problem found.
+        problems: Vec<check::Problem>,
+    },
     /// `decide` failed while running (error, stack depth, sizes, …).
     #[error("{0}")]
     Runtime(Diagnostic),
@@ -172,7 +178,7 @@ pub enum RuleError {
     InvalidResult(String),
 }
 
-fn render(diagnostics: &[Diagnostic]) -> String {
+fn render(diagnostics: &[impl fmt::Display]) -> String {
     diagnostics
         .iter()
         .map(|d| format!("  {d}"))

@@ -3,7 +3,8 @@
 //!
 //! The live set sits in an `ArcSwap`. An evaluation loads it once and uses that one complete set
 //! to the end, whatever happens meanwhile; a swap replaces the pointer in one atomic store. A set
-//! that fails to compile never replaces the live one: the failure and every diagnostic are
+//! that fails to compile, or that `check-rules` finds a problem in (an unknown property, weights
+//! that do not add up, a failing rule test, …), never replaces the live one: every diagnostic is
 //! reported and the last good set stays.
 
 use std::path::Path;
@@ -57,14 +58,15 @@ pub enum ReloadOutcome {
     },
     /// The folder compiles to the set already live.
     Unchanged,
-    /// The folder does not compile; the last good set stays live.
+    /// The folder does not compile or does not pass the checks; the last good set stays live.
     Failed(RuleError),
 }
 
-/// Compiles the folder of the live set and swaps it in when it compiles and differs.
+/// Compiles and checks the folder of the live set ([`super::check::load_checked`]: the lint
+/// and the rule tests) and swaps it in when it has no problem and differs.
 pub fn reload(host: &RuleHost, live: &LiveRules) -> ReloadOutcome {
     let current = live.load();
-    match host.compile(&current.dir) {
+    match super::check::load_checked(host, &current.dir) {
         Ok(set) if set.hash == current.hash => ReloadOutcome::Unchanged,
         Ok(set) => {
             let outcome = ReloadOutcome::Swapped {

@@ -6,6 +6,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mia::rules::check::Code;
 use mia::rules::reload::{self, LiveRules, ReloadOutcome};
 use mia::rules::{RuleError, RuleHost, RuleInput};
 use rhai::Dynamic;
@@ -58,11 +59,12 @@ fn saving_a_broken_file_keeps_the_old_set_and_a_valid_change_goes_live() {
     .unwrap();
 
     std::fs::write(dir.path().join("part.rhai"), "fn value() {\n    1.0 +\n}\n").unwrap();
-    let ReloadOutcome::Failed(RuleError::Compile { diagnostics }) = recv(&rx, "broken save") else {
+    let ReloadOutcome::Failed(RuleError::Check { problems }) = recv(&rx, "broken save") else {
         panic!("a broken file must fail the reload")
     };
-    assert_eq!(diagnostics.len(), 1);
-    let d = &diagnostics[0];
+    assert_eq!(problems.len(), 1);
+    let d = &problems[0];
+    assert_eq!(d.code, Code::Syntax);
     assert_eq!(d.file.file_name().unwrap(), "part.rhai");
     assert_eq!((d.line, d.column > 0), (3, true), "{d}");
     assert_eq!(live.load().hash, first, "the last good set stays live");
@@ -73,6 +75,30 @@ fn saving_a_broken_file_keeps_the_old_set_and_a_valid_change_goes_live() {
             .score,
         2.0
     );
+
+    // It compiles, but reads a property that does not exist: the check refuses it.
+    std::fs::write(
+        dir.path().join("part.rhai"),
+        "fn value() { 5.0 }\nfn unused(s) { s.pricee }\n",
+    )
+    .unwrap();
+    // A late event of the broken save may still report it; skip to this save's outcome.
+    let problems = loop {
+        match recv(&rx, "unknown property") {
+            ReloadOutcome::Failed(RuleError::Check { problems })
+                if problems.iter().all(|p| p.code == Code::Syntax) => {}
+            ReloadOutcome::Failed(RuleError::Check { problems }) => break problems,
+            other => panic!("a set that fails the checks must fail the reload: {other:?}"),
+        }
+    };
+    assert_eq!(
+        problems
+            .iter()
+            .map(|p| (p.code, p.line, p.column))
+            .collect::<Vec<_>>(),
+        [(Code::UnknownProperty, 2, 18)]
+    );
+    assert_eq!(live.load().hash, first, "the last good set stays live");
 
     write_set(dir.path(), 7);
     // The two files may land in two bursts; wait until the new set is live.
