@@ -47,6 +47,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod dtc;
 pub mod features;
 pub mod ingest;
 pub mod journal;

@@ -1,0 +1,26 @@
+//! DTC: the protocol Sierra Chart speaks for order routing (product.md §9, `dtc.md`).
+//!
+//! - [`frame`]: the 16-byte binary encoding handshake, then NUL-terminated JSON frames, with a
+//!   decoder for which half a message is a normal state.
+//! - [`message`]: typed messages with the header's exact field names, `Type` first, tolerant
+//!   reading (unset values, unknown fields and types).
+//!
+//! JSON is the encoding (`dtc.md` §2.5): no struct padding to get wrong, appended header fields
+//! are harmless, and a session can be read with `nc`.
+
+pub mod frame;
+pub mod message;
+
+/// Why a DTC exchange failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DtcError {
+    /// The peer broke the protocol (bad handshake, a frame that is not a message, …).
+    #[error("DTC protocol error: {0}")]
+    Protocol(String),
+    /// The connection failed or was closed.
+    #[error("DTC connection: {0}")]
+    Io(String),
+    /// The server refused the logon.
+    #[error("DTC logon refused: {0}")]
+    Logon(String),
+}
