@@ -117,16 +117,28 @@ impl Checkpoint {
     pub fn store(&self, state_dir: &Path, fsync: bool) -> Result<(), JournalError> {
         std::fs::create_dir_all(state_dir).map_err(io(state_dir))?;
         let path = state_dir.join(Self::FILE);
-        let tmp = state_dir.join(format!("{}.tmp", Self::FILE));
         let bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
-        let mut file = File::create(&tmp).map_err(io(&tmp))?;
-        file.write_all(&bytes).map_err(io(&tmp))?;
-        if fsync {
-            file.sync_data().map_err(io(&tmp))?;
-        }
-        drop(file);
-        std::fs::rename(&tmp, &path).map_err(io(&path))
+        write_file_atomic(&path, &bytes, fsync).map_err(io(&path))
     }
+}
+
+/// Replaces `path` with `bytes` atomically: a temporary file beside it, optionally fsynced,
+/// then a rename, so a crash leaves either the old content or the new, never a torn file.
+///
+/// # Errors
+///
+/// The I/O error of the write or the rename.
+pub fn write_file_atomic(path: &Path, bytes: &[u8], fsync: bool) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file = File::create(&tmp)?;
+    file.write_all(bytes)?;
+    if fsync {
+        file.sync_data()?;
+    }
+    drop(file);
+    std::fs::rename(&tmp, path)
 }
 
 struct Open {

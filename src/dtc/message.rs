@@ -976,6 +976,52 @@ mod tests {
     }
 
     #[test]
+    fn logon_and_cancel_bytes() {
+        let logon = LogonRequest {
+            protocol_version: 8,
+            heartbeat_interval_in_seconds: 10,
+            client_name: "mia".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            encode(&logon).unwrap(),
+            b"{\"Type\":1,\"ProtocolVersion\":8,\"Username\":\"\",\"Password\":\"\",\"HeartbeatIntervalInSeconds\":10,\"ClientName\":\"mia\"}\0"
+        );
+        let cancel = CancelOrder {
+            server_order_id: "17".into(),
+            client_order_id: "20251124-ES-1".into(),
+            trade_account: "Sim1".into(),
+        };
+        assert_eq!(
+            encode(&cancel).unwrap(),
+            b"{\"Type\":203,\"ServerOrderID\":\"17\",\"ClientOrderID\":\"20251124-ES-1\",\"TradeAccount\":\"Sim1\"}\0"
+        );
+        let oco = SubmitNewOcoOrder {
+            symbol: "ESZ25_FUT_CME".into(),
+            client_order_id_1: "t".into(),
+            order_type_1: order_type::LIMIT,
+            buy_sell_1: buy_sell::SELL,
+            price1_1: Some(5910.25),
+            quantity_1: 1.0,
+            client_order_id_2: "s".into(),
+            order_type_2: order_type::STOP,
+            buy_sell_2: buy_sell::SELL,
+            price1_2: Some(5895.25),
+            quantity_2: 1.0,
+            time_in_force: time_in_force::DAY,
+            trade_account: "Sim1".into(),
+            is_automated_order: true,
+            parent_trigger_client_order_id: "p".into(),
+            partial_fill_handling: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            String::from_utf8(encode(&oco).unwrap()).unwrap(),
+            "{\"Type\":201,\"Symbol\":\"ESZ25_FUT_CME\",\"Exchange\":\"\",\"ClientOrderID_1\":\"t\",\"OrderType_1\":2,\"BuySell_1\":2,\"Price1_1\":5910.25,\"Quantity_1\":1.0,\"ClientOrderID_2\":\"s\",\"OrderType_2\":3,\"BuySell_2\":2,\"Price1_2\":5895.25,\"Quantity_2\":1.0,\"TimeInForce\":1,\"TradeAccount\":\"Sim1\",\"IsAutomatedOrder\":1,\"ParentTriggerClientOrderID\":\"p\",\"PartialFillHandling\":1}\0"
+        );
+    }
+
+    #[test]
     fn non_finite_numbers_are_never_sent() {
         let order = SubmitNewSingleOrder {
             price1: Some(f64::NAN),

@@ -4,12 +4,19 @@
 //!   decoder for which half a message is a normal state.
 //! - [`message`]: typed messages with the header's exact field names, `Type` first, tolerant
 //!   reading (unset values, unknown fields and types).
+//! - [`client`]: the session of one instrument: logon, heartbeats, accounts, security
+//!   definition, re-synchronisation, brackets, cancels, reconnects.
+//! - [`orders`]: the order book driven by ORDER_UPDATE and POSITION_UPDATE.
+//! - [`ids`]: ClientOrderIDs never reused within a trading day, across restarts.
 //!
 //! JSON is the encoding (`dtc.md` §2.5): no struct padding to get wrong, appended header fields
 //! are harmless, and a session can be read with `nc`.
 
+pub mod client;
 pub mod frame;
+pub mod ids;
 pub mod message;
+pub mod orders;
 
 /// Why a DTC exchange failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -20,7 +27,7 @@ pub enum DtcError {
     /// The connection failed or was closed.
     #[error("DTC connection: {0}")]
     Io(String),
-    /// The server refused the logon.
-    #[error("DTC logon refused: {0}")]
-    Logon(String),
+    /// The session is not logged on and re-synchronised, so it sends no order.
+    #[error("DTC session not ready: {0}")]
+    NotReady(String),
 }
