@@ -126,3 +126,60 @@ fn compile_default(bencher: divan::Bencher<'_, '_>) {
             .unwrap()
     });
 }
+
+/// What one Rhai construct costs inside `decide`, ten times over, on top of the host's call and
+/// a constant result map (the `baseline`). This is the price list a rule author spends the
+/// 5 µs budget from.
+const CONSTRUCTS: &[(&str, &str)] = &[
+    ("baseline", ""),
+    (
+        "10 float additions",
+        "let x = 1.0; x += 1.0; x += 1.0; x += 1.0; x += 1.0; x += 1.0; x += 1.0; x += 1.0; x += 1.0; x += 1.0; x += 1.0;",
+    ),
+    (
+        "10 property reads",
+        "let x = s.price; x = s.price; x = s.price; x = s.price; x = s.price; x = s.price; x = s.price; x = s.price; x = s.price; x = s.price;",
+    ),
+    (
+        "10 constant reads",
+        "let x = global::K; x = global::K; x = global::K; x = global::K; x = global::K; x = global::K; x = global::K; x = global::K; x = global::K; x = global::K;",
+    ),
+    (
+        "10 if-else chains",
+        "let x = 5.0; let y = 0.0; y = if x < 1.0 { 1.0 } else if x < 4.0 { 2.0 } else { 3.0 }; y = if x < 1.0 { 1.0 } else if x < 4.0 { 2.0 } else { 3.0 }; y = if x < 1.0 { 1.0 } else if x < 4.0 { 2.0 } else { 3.0 }; y = if x < 1.0 { 1.0 } else if x < 4.0 { 2.0 } else { 3.0 }; y = if x < 1.0 { 1.0 } else if x < 4.0 { 2.0 } else { 3.0 }; y = if x < 1.0 { 1.0 } else if x < 4.0 { 2.0 } else { 3.0 }; y = if x < 1.0 { 1.0 } else if x < 4.0 { 2.0 } else { 3.0 }; y = if x < 1.0 { 1.0 } else if x < 4.0 { 2.0 } else { 3.0 }; y = if x < 1.0 { 1.0 } else if x < 4.0 { 2.0 } else { 3.0 }; y = if x < 1.0 { 1.0 } else if x < 4.0 { 2.0 } else { 3.0 };",
+    ),
+    (
+        "10 function calls",
+        "let x = f(1.0); x = f(1.0); x = f(1.0); x = f(1.0); x = f(1.0); x = f(1.0); x = f(1.0); x = f(1.0); x = f(1.0); x = f(1.0);",
+    ),
+    (
+        "10 string interpolations",
+        "let b = 1.5; let x = `v ${b}`; x = `v ${b}`; x = `v ${b}`; x = `v ${b}`; x = `v ${b}`; x = `v ${b}`; x = `v ${b}`; x = `v ${b}`; x = `v ${b}`; x = `v ${b}`;",
+    ),
+];
+
+fn construct_sets() -> &'static Vec<(&'static str, RuleSet, tempfile::TempDir)> {
+    static SETS: OnceLock<Vec<(&'static str, RuleSet, tempfile::TempDir)>> = OnceLock::new();
+    SETS.get_or_init(|| {
+        let host = &fixture().host;
+        CONSTRUCTS
+            .iter()
+            .map(|(name, body)| {
+                let dir = tempfile::tempdir().unwrap();
+                let text = format!(
+                    "const K = 2.0;\nfn f(x) {{ x }}\nfn decide(s) {{\n    {body}\n    #{{ score: 50.0, direction: \"flat\", tier: \"NO_TRADE\", size_mult: 0.0, components: #{{}}, reasons: [], vetoes: [] }}\n}}\n"
+                );
+                std::fs::write(dir.path().join("strategy.rhai"), text).unwrap();
+                let set = host.compile(dir.path()).unwrap();
+                (*name, set, dir)
+            })
+            .collect()
+    })
+}
+
+#[divan::bench(args = CONSTRUCTS.iter().map(|c| c.0), sample_count = 100, sample_size = 50)]
+fn rhai_construct(bencher: divan::Bencher<'_, '_>, name: &str) {
+    let f = fixture();
+    let set = &construct_sets().iter().find(|s| s.0 == name).unwrap().1;
+    bencher.bench(|| f.host.evaluate(set, divan::black_box(&f.input)).unwrap());
+}
