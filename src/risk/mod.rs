@@ -318,3 +318,118 @@ impl RiskGate {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::rules::Tier;
+
+    fn gate() -> RiskGate {
+        RiskGate::new(
+            Config::reference()
+                .risk
+                .expect("[risk] in the reference file"),
+        )
+    }
+
+    fn long() -> Decision {
+        Decision {
+            score: 85.0,
+            direction: Direction::Long,
+            tier: Tier::Strong,
+            size_mult: 1.5,
+            components: BTreeMap::new(),
+            reasons: Vec::new(),
+            vetoes: Vec::new(),
+        }
+    }
+
+    fn fresh() -> Vec<SourceAge> {
+        Source::ALL
+            .into_iter()
+            .map(|source| SourceAge {
+                source,
+                age_secs: Some(1.0),
+                stale: false,
+            })
+            .collect()
+    }
+
+    /// Friday 2025-09-19 10:30 New York.
+    fn now() -> Timestamp {
+        Timestamp::from_secs(1_758_292_200)
+    }
+
+    fn check_price(price: Option<f64>) -> Verdict {
+        let levels = BTreeMap::new();
+        let ages = fresh();
+        let market = MarketView {
+            instrument: "ES",
+            spec: ContractSpec::builtin("ES").unwrap(),
+            price,
+            levels: &levels,
+            vix_policy: Some(VixPolicy::Normal),
+            ages: &ages,
+        };
+        gate().check(
+            &long(),
+            &market,
+            &Account::default(),
+            KillState::Normal,
+            now(),
+        )
+    }
+
+    #[test]
+    fn nan_zero_negative_infinite_and_missing_prices_are_refused() {
+        for (price, journaled) in [
+            (Some(f64::NAN), None),
+            (Some(0.0), Some(0.0)),
+            (Some(-6500.0), Some(-6500.0)),
+            (Some(f64::INFINITY), Some(f64::INFINITY)),
+            (None, None),
+        ] {
+            assert_eq!(
+                check_price(price).refusal(),
+                Some(&Refusal::InvalidPrice { price: journaled }),
+                "{price:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_good_price_is_approved_and_journals_its_figures() {
+        let verdict = check_price(Some(6500.0));
+        let order = verdict.order().expect("approved");
+        // STRONG: floor(4 × 0.5 × 1.5) = 3; 7-tick stop, $87.50 a contract.
+        assert_eq!(order.contracts, 3);
+        assert_eq!((order.stop, order.target), (6498.25, 6504.5));
+        assert_eq!(order.risk_dollars, 262.5);
+        let json = serde_json::to_value(&verdict).unwrap();
+        assert_eq!(json["approved"]["contracts"], 3);
+        assert_eq!(json["approved"]["sizing"]["tier_mult"], 1.5);
+        assert_eq!(json["approved"]["direction"], "long");
+    }
+
+    #[test]
+    fn refusals_journal_their_kind_and_figures() {
+        let refusal = Refusal::DailyLoss {
+            loss: 1012.5,
+            limit: 1000.0,
+        };
+        let json = serde_json::to_string(&Verdict::Refused(refusal.clone())).unwrap();
+        assert_eq!(
+            json,
+            r#"{"refused":{"kind":"daily_loss","loss":1012.5,"limit":1000.0}}"#
+        );
+        let back: Refusal =
+            serde_json::from_str(r#"{"kind":"daily_loss","loss":1012.5,"limit":1000.0}"#).unwrap();
+        assert_eq!(back, refusal);
+        assert_eq!(refusal.kind(), "daily_loss");
+        assert_eq!(
+            refusal.to_string(),
+            "daily loss $1012.50 has reached the $1000.00 limit"
+        );
+    }
+}

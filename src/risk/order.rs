@@ -67,7 +67,7 @@ pub struct Order {
 /// code outside `risk` can neither build one nor copy one: execution accepts only this type, and
 /// "every order passed risk" is checked by the compiler (ARCHITECTURE.md).
 ///
-/// ```compile_fail
+/// ```compile_fail,E0451
 /// use mia::risk::{Approved, Order};
 ///
 /// fn forge(order: Order) -> Approved {
@@ -75,7 +75,7 @@ pub struct Order {
 /// }
 /// ```
 ///
-/// ```compile_fail
+/// ```compile_fail,E0599
 /// fn copy(approved: &mia::risk::Approved) -> mia::risk::Approved {
 ///     approved.clone() // Approved is not Clone: an approval is used once
 /// }
