@@ -75,9 +75,17 @@ pub struct Order {
 /// }
 /// ```
 ///
+/// ```compile_fail,E0624
+/// fn forge(order: mia::risk::Order) -> mia::risk::Approved {
+///     mia::risk::Approved::new(order) // error[E0624]: `new` is private to `risk`
+/// }
+/// ```
+///
 /// ```compile_fail,E0599
-/// fn copy(approved: &mia::risk::Approved) -> mia::risk::Approved {
-///     approved.clone() // Approved is not Clone: an approval is used once
+/// use mia::risk::Approved;
+///
+/// fn copy(approved: Approved) -> (Approved, Approved) {
+///     (approved.clone(), approved) // error[E0599]: Approved is not Clone: an approval is used once
 /// }
 /// ```
 #[derive(Debug, PartialEq, Serialize)]
