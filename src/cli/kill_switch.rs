@@ -11,29 +11,38 @@ use mia::risk::{Change, FileStore, KillState, KillSwitch, KillSwitchError, KillS
 
 use super::Status;
 
-/// The kill switch stops mia's order flow. Its state is kept in the state folder, so it
-/// survives restarts, and every change is journaled there.
-///
-/// States, least to most severe:
-///
-///   NORMAL        trading as configured
-///   HALT_ENTRIES  no new entries; open positions keep their stops and targets
-///   HALT_TRADING  no new entries; cancel every working order, then flatten
-///   EMERGENCY     what HALT_TRADING does; set by hand only
-///
-/// mia raises the state by itself on a daily loss, an order route down, stale data in the
-/// session, repeated order rejections or rule errors (see [risk.kill_switch] in the config).
-/// It latches: only `mia kill-switch reset` brings it back to NORMAL.
-///
-/// Without a terminal, create a file named KILL in the state folder: mia engages EMERGENCY on
-/// its next check, and a reset is refused until the file is removed.
-///
-/// Files in the state folder: kill_switch.json (the state), kill_switch.jsonl (the journal of
-/// changes: time, old and new state, reason and its figures), KILL.
-///
-/// Exit codes: 0 done, 1 refused (reset while KILL exists) or engaged (status --check),
-/// 2 could not run.
+/// Shown after the command list of `mia kill-switch --help`.
+const GUIDE: &str = "\
+The kill switch stops mia's order flow. Its state is kept in the state folder, so it survives
+restarts, and every change is journaled there.
+
+States, least to most severe:
+  NORMAL        trading as configured
+  HALT_ENTRIES  no new entries; open positions keep their stops and targets
+  HALT_TRADING  no new entries; cancel every working order, then flatten
+  EMERGENCY     what HALT_TRADING does; set by hand only
+
+mia raises the state by itself on a daily loss, an order route down, stale data in the session,
+repeated order rejections or rule errors (see [risk.kill_switch] in config/mia.toml). It latches:
+only `mia kill-switch reset` brings it back to NORMAL.
+
+Without a terminal at hand, create a file named KILL in the state folder: mia engages EMERGENCY
+on its next check, and a reset is refused until the file is removed.
+
+Files in the state folder: kill_switch.json (the state), kill_switch.jsonl (one line per change:
+time, old and new state, reason and its figures), KILL.
+
+Examples:
+  mia kill-switch engage --reason \"FOMC at 14:00\"
+  mia kill-switch status
+  mia kill-switch reset --reason \"reviewed the loss\"
+
+Exit codes: 0 done, 1 refused (reset while KILL exists) or engaged (status --check),
+2 could not run.";
+
+/// `mia kill-switch`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = GUIDE)]
 pub(crate) struct Args {
     #[command(subcommand)]
     action: Action,

@@ -684,6 +684,26 @@ fn kill_switch_cmd(state: &Path, args: &[&str]) -> crate::support::Ran {
 }
 
 #[test]
+fn cli_help_teaches_the_states_and_the_kill_file() {
+    let ran = TestCommand::new(["kill-switch", "--help"]).run();
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    for wanted in [
+        "HALT_ENTRIES",
+        "HALT_TRADING",
+        "EMERGENCY",
+        "KILL",
+        "latches",
+        "Exit codes",
+    ] {
+        assert!(
+            ran.stdout.contains(wanted),
+            "{wanted} missing:\n{}",
+            ran.stdout
+        );
+    }
+}
+
+#[test]
 fn cli_engage_status_reset() {
     let dir = tmp();
     let state = dir.path().join("state");
