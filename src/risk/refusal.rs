@@ -51,7 +51,7 @@ pub enum Refusal {
     },
     /// A source risk depends on is stale.
     StaleData {
-        /// `minute`, `vix` or `menthor_q`.
+        /// `minute`, `vix` or `menthorq`.
         source: String,
         /// Its age in seconds, `None` when it was never received.
         age_secs: Option<f64>,
