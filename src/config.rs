@@ -4,6 +4,11 @@
 //! reports every unknown key and every invalid value with its key, line and column, instead of
 //! stopping at the first. Risk limits (a later section) get no silent defaults; operational knobs
 //! do, and the reference file documents each default.
+//!
+//! `[risk]` is the exception to defaults: it is optional as a whole (ingest, replay and the
+//! kill-switch command run without it, and [`Config::risk`] is then `None`), but a `[risk]` table
+//! must state every limit, and each configured instrument needs its own
+//! `[risk.instruments.<NAME>]` limits. A missing key is reported like an invalid one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -181,6 +186,91 @@ pub struct StalenessConfig {
     pub menthorq_refresh_minutes: [u64; 3],
 }
 
+/// A daily window in which new entries are allowed, exchange time: `start` inclusive, `end`
+/// exclusive, Monday to Friday.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryWindow {
+    /// First minute of the window.
+    pub start: NaiveTime,
+    /// End of the window; an entry at exactly this time is refused.
+    pub end: NaiveTime,
+}
+
+/// Size limits of one instrument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstrumentLimits {
+    /// `max_contracts` of the sizing formula (product.md §8).
+    pub max_contracts: u32,
+    /// Largest absolute position in this instrument, in contracts.
+    pub max_position: u32,
+}
+
+/// Placement of stops and targets (product.md §8).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StopConfig {
+    /// How far beyond the protecting level the stop goes, in ticks.
+    pub beyond_level_ticks: u32,
+    /// Smallest stop distance, in ticks; also the stop when no level is in range.
+    pub min_ticks: u32,
+    /// Largest stop distance, in ticks.
+    pub max_ticks: u32,
+    /// Target distance as a multiple of the stop distance.
+    pub reward_ratio: f64,
+}
+
+/// Kill-switch triggers (product.md §8). The daily-loss trigger uses [`RiskConfig::max_daily_loss`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KillSwitchConfig {
+    /// The order route may be down this long before entries halt, in seconds.
+    pub route_down_secs: u64,
+    /// More order rejections than this within the window halt trading.
+    pub max_rejections: u32,
+    /// The rejection window, in seconds.
+    pub rejection_window_secs: u64,
+    /// More rule errors than this within the window halt entries.
+    pub max_rule_errors: u32,
+    /// The rule-error window, in seconds.
+    pub rule_error_window_secs: u64,
+}
+
+/// Risk limits and sizing (product.md §8). Every value is required: there are no defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskConfig {
+    /// `sizing_factor` of the sizing formula.
+    pub sizing_factor: f64,
+    /// Closed trades the Kelly fraction looks back over.
+    pub kelly_lookback: u32,
+    /// Below this many closed trades the Kelly multiplier is 1.
+    pub kelly_min_trades: u32,
+    /// The Kelly fraction is multiplied by this.
+    pub kelly_scale: f64,
+    /// The Kelly multiplier never goes below this.
+    pub kelly_floor: f64,
+    /// Largest dollar risk of one trade (stop distance × tick value × contracts).
+    pub max_risk_per_trade: f64,
+    /// Daily loss (realized plus unrealized) at which entries are refused and trading halts, in
+    /// dollars.
+    pub max_daily_loss: f64,
+    /// Entries allowed per day.
+    pub max_trades_per_day: u32,
+    /// Losses in a row that start a pause.
+    pub max_consecutive_losses: u32,
+    /// Length of that pause after the last loss, in minutes.
+    pub loss_pause_minutes: u64,
+    /// No entry for this long after a stop-out, in minutes.
+    pub stop_out_cooldown_minutes: u64,
+    /// Exchange time zone of the entry windows.
+    pub time_zone: Tz,
+    /// When entries are allowed.
+    pub entry_windows: Vec<EntryWindow>,
+    /// Stops and targets.
+    pub stop: StopConfig,
+    /// Size limits per instrument; every configured instrument has one.
+    pub instruments: BTreeMap<String, InstrumentLimits>,
+    /// Kill-switch triggers.
+    pub kill_switch: KillSwitchConfig,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -194,6 +284,8 @@ pub struct Config {
     pub instruments: BTreeMap<String, InstrumentConfig>,
     /// Staleness thresholds.
     pub staleness: StalenessConfig,
+    /// Risk limits; `None` when the file has no `[risk]` table (nothing can be traded then).
+    pub risk: Option<RiskConfig>,
 }
 
 impl Config {
@@ -548,13 +640,227 @@ fn read_config(r: &mut Reporter<'_>, top: &mut Section<'_, '_>) -> Option<Config
             menthorq_refresh_minutes: refresh?,
         })
     });
+    // An absent [risk] is a configuration that cannot trade; a present one must be complete.
+    let risk = match top.table.get("risk") {
+        None => Some(None),
+        Some(_) => top
+            .sub(r, "risk")
+            .and_then(|s| read_risk(r, s, instruments.as_ref()))
+            .map(Some),
+    };
     Some(Config {
         paths: paths?,
         ingest: ingest?,
         session: session?,
         instruments: instruments?,
         staleness: staleness?,
+        risk: risk?,
     })
+}
+
+/// Reads `[risk]`. Every key is required (`default` is always `None`): risk limits have no silent
+/// defaults (product.md §13).
+fn read_risk(
+    r: &mut Reporter<'_>,
+    mut s: Section<'_, '_>,
+    instruments: Option<&BTreeMap<String, InstrumentConfig>>,
+) -> Option<RiskConfig> {
+    let positive = |x: f64| x > 0.0 && x.is_finite();
+    let sizing_factor = s.float(r, "sizing_factor", None, "a positive number", positive);
+    let kelly_lookback = s.int(r, "kelly_lookback", None, 1, 10_000);
+    let kelly_min_trades = s.int(r, "kelly_min_trades", None, 1, 10_000);
+    let kelly_scale = s.float(r, "kelly_scale", None, "a positive number", positive);
+    let kelly_floor = s.float(r, "kelly_floor", None, "a number from 0 to 1", |x| {
+        (0.0..=1.0).contains(&x)
+    });
+    let dollars = "a positive dollar amount";
+    let max_risk_per_trade = s.float(r, "max_risk_per_trade", None, dollars, positive);
+    let max_daily_loss = s.float(r, "max_daily_loss", None, dollars, positive);
+    let max_trades_per_day = s.int(r, "max_trades_per_day", None, 1, 10_000);
+    let max_consecutive_losses = s.int(r, "max_consecutive_losses", None, 1, 1_000);
+    let loss_pause_minutes = s.int(r, "loss_pause_minutes", None, 0, 10_080);
+    let stop_out_cooldown_minutes = s.int(r, "stop_out_cooldown_minutes", None, 0, 10_080);
+    let time_zone = s.value(
+        r,
+        "time_zone",
+        None,
+        "an IANA time zone such as \"America/New_York\"",
+        |v| match v {
+            DeValue::String(tz) => tz.parse::<Tz>().ok(),
+            _ => None,
+        },
+    );
+    let entry_windows = s.value(
+        r,
+        "entry_windows",
+        None,
+        "an array of { start = \"HH:MM\", end = \"HH:MM\" } with start before end",
+        |v| match v {
+            DeValue::Array(items) if !items.is_empty() => {
+                items.iter().map(|i| entry_window(i.get_ref())).collect()
+            }
+            _ => None,
+        },
+    );
+    let stop = s.sub(r, "stop").and_then(|mut st| {
+        let beyond = st.int(r, "beyond_level_ticks", None, 0, 1_000);
+        let min = st.int(r, "min_ticks", None, 1, 10_000);
+        let max = st.int(r, "max_ticks", None, 1, 10_000);
+        let ratio = st.float(r, "reward_ratio", None, "a positive number", positive);
+        let out_of_order = matches!((min, max), (Some(min), Some(max)) if min > max);
+        if let (true, Some(min), Some(max)) = (out_of_order, min, max) {
+            let span = st
+                .table
+                .get("max_ticks")
+                .map_or(st.span.clone(), |v| v.span());
+            r.issue(
+                &st.key("max_ticks"),
+                span,
+                format!("expected at least min_ticks ({min}), found {max}"),
+            );
+        }
+        st.finish(r);
+        if out_of_order {
+            return None;
+        }
+        Some(StopConfig {
+            beyond_level_ticks: u32::try_from(beyond?).ok()?,
+            min_ticks: u32::try_from(min?).ok()?,
+            max_ticks: u32::try_from(max?).ok()?,
+            reward_ratio: ratio?,
+        })
+    });
+    let limits = s
+        .sub(r, "instruments")
+        .and_then(|is| read_instrument_limits(r, is, instruments));
+    let kill_switch = s.sub(r, "kill_switch").and_then(|mut k| {
+        let route_down_secs = k.int(r, "route_down_secs", None, 1, 86_400);
+        let max_rejections = k.int(r, "max_rejections", None, 0, 100_000);
+        let rejection_window_secs = k.int(r, "rejection_window_secs", None, 1, 86_400);
+        let max_rule_errors = k.int(r, "max_rule_errors", None, 0, 100_000);
+        let rule_error_window_secs = k.int(r, "rule_error_window_secs", None, 1, 86_400);
+        k.finish(r);
+        Some(KillSwitchConfig {
+            route_down_secs: route_down_secs?,
+            max_rejections: u32::try_from(max_rejections?).ok()?,
+            rejection_window_secs: rejection_window_secs?,
+            max_rule_errors: u32::try_from(max_rule_errors?).ok()?,
+            rule_error_window_secs: rule_error_window_secs?,
+        })
+    });
+    let kelly_out_of_order = matches!(
+        (kelly_lookback, kelly_min_trades),
+        (Some(lookback), Some(min_trades)) if min_trades > lookback
+    );
+    if let (true, Some(lookback), Some(min_trades)) =
+        (kelly_out_of_order, kelly_lookback, kelly_min_trades)
+    {
+        let span = s
+            .table
+            .get("kelly_min_trades")
+            .map_or(s.span.clone(), |v| v.span());
+        r.issue(
+            &s.key("kelly_min_trades"),
+            span,
+            format!("expected at most kelly_lookback ({lookback}), found {min_trades}"),
+        );
+    }
+    s.finish(r);
+    if kelly_out_of_order {
+        return None;
+    }
+    Some(RiskConfig {
+        sizing_factor: sizing_factor?,
+        kelly_lookback: u32::try_from(kelly_lookback?).ok()?,
+        kelly_min_trades: u32::try_from(kelly_min_trades?).ok()?,
+        kelly_scale: kelly_scale?,
+        kelly_floor: kelly_floor?,
+        max_risk_per_trade: max_risk_per_trade?,
+        max_daily_loss: max_daily_loss?,
+        max_trades_per_day: u32::try_from(max_trades_per_day?).ok()?,
+        max_consecutive_losses: u32::try_from(max_consecutive_losses?).ok()?,
+        loss_pause_minutes: loss_pause_minutes?,
+        stop_out_cooldown_minutes: stop_out_cooldown_minutes?,
+        time_zone: time_zone?,
+        entry_windows: entry_windows?,
+        stop: stop?,
+        instruments: limits?,
+        kill_switch: kill_switch?,
+    })
+}
+
+fn entry_window(value: &DeValue<'_>) -> Option<EntryWindow> {
+    let DeValue::Table(t) = value else {
+        return None;
+    };
+    if t.len() != 2 {
+        return None;
+    }
+    let time = |key: &str| match t.get(key)?.get_ref() {
+        DeValue::String(s) => NaiveTime::parse_from_str(s, "%H:%M").ok(),
+        _ => None,
+    };
+    let window = EntryWindow {
+        start: time("start")?,
+        end: time("end")?,
+    };
+    (window.start < window.end).then_some(window)
+}
+
+fn read_instrument_limits(
+    r: &mut Reporter<'_>,
+    mut s: Section<'_, '_>,
+    instruments: Option<&BTreeMap<String, InstrumentConfig>>,
+) -> Option<BTreeMap<String, InstrumentLimits>> {
+    let names: Vec<String> = s
+        .table
+        .iter()
+        .map(|(k, _)| k.get_ref().to_string())
+        .collect();
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for name in &names {
+        let Some(mut inst) = s.sub(r, name) else {
+            ok = false;
+            continue;
+        };
+        if instruments.is_some_and(|known| !known.contains_key(name)) {
+            let span = s
+                .table
+                .get(name.as_str())
+                .map_or(s.span.clone(), |v| v.span());
+            r.issue(&s.key(name), span, "no such instrument in [instruments]");
+            ok = false;
+        }
+        let max_contracts = inst.int(r, "max_contracts", None, 1, 1_000);
+        let max_position = inst.int(r, "max_position", None, 1, 1_000);
+        inst.finish(r);
+        match (max_contracts, max_position) {
+            (Some(c), Some(p)) => {
+                out.insert(
+                    name.clone(),
+                    InstrumentLimits {
+                        max_contracts: c as u32,
+                        max_position: p as u32,
+                    },
+                );
+            }
+            _ => ok = false,
+        }
+    }
+    // Each traded instrument states its own limits: an NQ contract is not an ES contract.
+    for known in instruments.into_iter().flat_map(|i| i.keys()) {
+        if !names.contains(known) {
+            r.issue(
+                &s.key(known),
+                s.span.clone(),
+                "missing; expected a table with max_contracts and max_position for this instrument",
+            );
+            ok = false;
+        }
+    }
+    s.finish(r);
+    ok.then_some(out)
 }
 
 fn read_ingest(r: &mut Reporter<'_>, mut s: Section<'_, '_>) -> Option<IngestConfig> {
@@ -784,6 +1090,88 @@ open = \"09:30\"
         assert!(
             err.to_string()
                 .contains("bad.toml:2:20: ingest.poll_interval_ms")
+        );
+    }
+
+    #[test]
+    fn reference_config_states_every_risk_limit() {
+        let risk = Config::reference()
+            .risk
+            .expect("[risk] in the reference file");
+        assert_eq!(risk.sizing_factor, 0.5);
+        assert_eq!((risk.kelly_lookback, risk.kelly_min_trades), (50, 20));
+        assert_eq!((risk.kelly_scale, risk.kelly_floor), (4.0, 0.25));
+        assert_eq!(risk.stop.min_ticks, 7);
+        assert_eq!(risk.stop.max_ticks, 20);
+        assert_eq!(risk.time_zone, chrono_tz::America::New_York);
+        assert_eq!(risk.entry_windows.len(), 1);
+        assert_eq!(risk.instruments.len(), 2);
+        assert_eq!(risk.kill_switch.route_down_secs, 30);
+    }
+
+    #[test]
+    fn no_risk_table_means_no_trading_not_defaults() {
+        let config = Config::parse("[instruments.ES]\n", Path::new("m.toml")).unwrap();
+        assert_eq!(config.risk, None);
+    }
+
+    #[test]
+    fn a_risk_table_must_state_every_limit() {
+        let text = "\
+[instruments.ES]
+[instruments.NQ]
+
+[risk]
+sizing_factor = 0.5
+kelly_lookback = 10
+kelly_min_trades = 20
+max_daily_loss = -5
+entry_windows = [{ start = \"15:45\", end = \"09:35\" }]
+max_loss = 3
+
+[risk.stop]
+min_ticks = 9
+max_ticks = 8
+
+[risk.instruments.ES]
+max_contracts = 2
+
+[risk.instruments.ZB]
+max_contracts = 1
+max_position = 1
+";
+        let err = Config::parse(text, Path::new("r.toml")).unwrap_err();
+        let ConfigError::Invalid { issues, .. } = &err else {
+            panic!("{err}")
+        };
+        let got: Vec<String> = issues.iter().map(ToString::to_string).collect();
+        pretty_assertions::assert_eq!(
+            got,
+            vec![
+                "4:1: risk.kelly_scale: missing; expected a positive number",
+                "4:1: risk.kelly_floor: missing; expected a number from 0 to 1",
+                "4:1: risk.max_risk_per_trade: missing; expected a positive dollar amount",
+                "4:1: risk.max_trades_per_day: missing; expected an integer from 1 to 10000",
+                "4:1: risk.max_consecutive_losses: missing; expected an integer from 1 to 1000",
+                "4:1: risk.loss_pause_minutes: missing; expected an integer from 0 to 10080",
+                "4:1: risk.stop_out_cooldown_minutes: missing; expected an integer from 0 to 10080",
+                "4:1: risk.time_zone: missing; expected an IANA time zone such as \"America/New_York\"",
+                "4:1: risk.kill_switch.route_down_secs: missing; expected an integer from 1 to 86400",
+                "4:1: risk.kill_switch.max_rejections: missing; expected an integer from 0 to 100000",
+                "4:1: risk.kill_switch.rejection_window_secs: missing; expected an integer from 1 to 86400",
+                "4:1: risk.kill_switch.max_rule_errors: missing; expected an integer from 0 to 100000",
+                "4:1: risk.kill_switch.rule_error_window_secs: missing; expected an integer from 1 to 86400",
+                "7:20: risk.kelly_min_trades: expected at most kelly_lookback (10), found 20",
+                "8:18: risk.max_daily_loss: expected a positive dollar amount, found integer -5",
+                "9:17: risk.entry_windows: expected an array of { start = \"HH:MM\", end = \"HH:MM\" } with start before end, found an array",
+                "10:1: risk.max_loss: unknown key (see config/mia.toml for the reference)",
+                "12:1: risk.stop.beyond_level_ticks: missing; expected an integer from 0 to 1000",
+                "12:1: risk.stop.reward_ratio: missing; expected a positive number",
+                "14:13: risk.stop.max_ticks: expected at least min_ticks (9), found 8",
+                "16:1: risk.instruments.ES.max_position: missing; expected an integer from 1 to 1000",
+                "16:7: risk.instruments.NQ: missing; expected a table with max_contracts and max_position for this instrument",
+                "19:1: risk.instruments.ZB: no such instrument in [instruments]",
+            ]
         );
     }
 

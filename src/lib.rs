@@ -53,6 +53,7 @@ pub mod ingest;
 pub mod journal;
 pub mod model;
 pub mod replay;
+pub mod risk;
 pub mod rules;
 pub mod simulate;
 pub mod snapshot;

@@ -3,6 +3,7 @@
 mod check_rules;
 mod collect;
 mod config_cmd;
+mod kill_switch;
 mod replay;
 mod simulate;
 
@@ -55,6 +56,8 @@ enum Command {
     /// Validate a configuration file.
     #[command(subcommand)]
     Config(config_cmd::Command),
+    /// Engage, reset or show the kill switch that stops all order flow.
+    KillSwitch(kill_switch::Args),
 }
 
 /// Exit status of a command that ran.
@@ -78,6 +81,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(args),
         Command::CheckRules(args) => check_rules::run(args),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref()),
+        Command::KillSwitch(args) => kill_switch::run(args, cli.config.as_deref()),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@ mod journal;
 mod props;
 mod quirks;
 mod reload;
+mod risk;
 mod rules;
 mod simulated;
 mod support;
