@@ -145,18 +145,13 @@ impl KillSwitchStore for FileStore {
     fn save(&mut self, status: &Status) -> Result<(), StoreError> {
         self.create_dir()?;
         let path = self.state_path();
-        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
         let mut text = serde_json::to_string_pretty(status).map_err(|e| StoreError::Corrupt {
             path: path.clone(),
             message: e.to_string(),
         })?;
         text.push('\n');
-        let mut file = std::fs::File::create(&tmp).map_err(io("creating", &tmp))?;
-        file.write_all(text.as_bytes())
-            .map_err(io("writing", &tmp))?;
-        file.sync_all().map_err(io("flushing", &tmp))?;
-        drop(file);
-        std::fs::rename(&tmp, &path).map_err(io("renaming", &path))
+        crate::journal::write_file_atomic(&path, text.as_bytes(), true)
+            .map_err(io("writing", &path))
     }
 
     fn append_change(&mut self, change: &Change) -> Result<(), StoreError> {
