@@ -1,0 +1,169 @@
+//! Execution: where approved orders go (product.md §9).
+//!
+//! [`Execution::submit`] takes an [`Approved`] order by value and nothing else: only the risk
+//! module can make one, so every order that reaches a venue passed risk (a type-level
+//! guarantee, ARCHITECTURE.md). The approval is consumed: it cannot be sent twice.
+//!
+//! The implementation is chosen by the execution mode:
+//! - [`ReadOnly`] (the default) sends nothing and says so;
+//! - [`Live`] sends a bracket through the DTC session of the order's instrument;
+//! - paper, the built-in simulated exchange, comes with the backtest (replay) work.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::dtc::DtcError;
+use crate::dtc::client::{Bracket, BracketIds, DtcClient, Side};
+use crate::risk::Approved;
+use crate::rules::Direction;
+
+/// The execution mode of config (`execution.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecutionMode {
+    /// Decisions are journaled; nothing is sent.
+    ReadOnly,
+    /// Orders go to the built-in simulated exchange.
+    Paper,
+    /// Orders go to Sierra Chart over DTC.
+    Live,
+}
+
+/// What became of a submitted order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Submitted {
+    /// Read-only mode: journaled, not sent.
+    NotSent,
+    /// Sent as a bracket.
+    Sent {
+        /// Entry ClientOrderID.
+        parent: String,
+        /// Target ClientOrderID.
+        target: String,
+        /// Stop ClientOrderID.
+        stop: String,
+    },
+}
+
+/// Why an approved order could not be sent.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ExecutionError {
+    /// No route is configured for the instrument.
+    #[error("no order route for {0}: add it to [dtc] in the config")]
+    NoRoute(String),
+    /// The DTC session refused or failed.
+    #[error(transparent)]
+    Dtc(#[from] DtcError),
+}
+
+/// A venue for approved orders.
+pub trait Execution: Send {
+    /// The mode this implements.
+    fn mode(&self) -> ExecutionMode;
+
+    /// Sends an approved order as a bracket (entry, target, stop).
+    ///
+    /// # Errors
+    ///
+    /// [`ExecutionError`] when the route is missing or refuses; nothing was sent then, or the
+    /// session reports what it did through its events.
+    fn submit(&mut self, approved: Approved) -> Result<Submitted, ExecutionError>;
+
+    /// Cancels every working order and flattens every position (the kill switch's
+    /// HALT_TRADING and EMERGENCY).
+    ///
+    /// # Errors
+    ///
+    /// The first route that failed; the others are still flattened.
+    fn flatten_all(&mut self) -> Result<(), ExecutionError>;
+}
+
+/// Read-only: nothing leaves mia.
+#[derive(Debug, Default)]
+pub struct ReadOnly;
+
+impl Execution for ReadOnly {
+    fn mode(&self) -> ExecutionMode {
+        ExecutionMode::ReadOnly
+    }
+
+    fn submit(&mut self, approved: Approved) -> Result<Submitted, ExecutionError> {
+        tracing::info!(target: "execution", order = ?approved.order(), "read-only: order not sent");
+        Ok(Submitted::NotSent)
+    }
+
+    fn flatten_all(&mut self) -> Result<(), ExecutionError> {
+        Ok(())
+    }
+}
+
+/// Live: one DTC session per instrument.
+#[derive(Debug, Default)]
+pub struct Live {
+    routes: BTreeMap<String, DtcClient>,
+}
+
+impl Live {
+    /// Live execution over these sessions, by instrument (`ES`, `NQ`, …).
+    pub fn new(routes: BTreeMap<String, DtcClient>) -> Self {
+        Self { routes }
+    }
+
+    /// The session of an instrument.
+    pub fn route(&self, instrument: &str) -> Option<&DtcClient> {
+        self.routes.get(instrument)
+    }
+}
+
+/// The bracket of an approved order.
+pub fn bracket(approved: &Approved) -> Bracket {
+    let order = approved.order();
+    Bracket {
+        side: match order.direction {
+            Direction::Short => Side::Sell,
+            // Risk never approves a flat decision.
+            Direction::Long | Direction::Flat => Side::Buy,
+        },
+        quantity: order.contracts,
+        entry: None,
+        target: order.target,
+        stop: order.stop,
+    }
+}
+
+impl Execution for Live {
+    fn mode(&self) -> ExecutionMode {
+        ExecutionMode::Live
+    }
+
+    fn submit(&mut self, approved: Approved) -> Result<Submitted, ExecutionError> {
+        let instrument = approved.order().instrument.clone();
+        let client = self
+            .routes
+            .get(&instrument)
+            .ok_or(ExecutionError::NoRoute(instrument))?;
+        let BracketIds {
+            parent,
+            target,
+            stop,
+        } = client.submit_bracket(bracket(&approved))?;
+        Ok(Submitted::Sent {
+            parent,
+            target,
+            stop,
+        })
+    }
+
+    fn flatten_all(&mut self) -> Result<(), ExecutionError> {
+        let mut first = None;
+        for (instrument, client) in &self.routes {
+            if let Err(e) = client.flatten() {
+                tracing::error!(target: "execution", %instrument, error = %e, "flatten failed");
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), |e| Err(e.into()))
+    }
+}
