@@ -689,6 +689,9 @@ pub struct OpenOrdersRequest {
     pub request_all_orders: i32,
     /// Account.
     pub trade_account: String,
+    /// The one order asked for when `RequestAllOrders` is 0.
+    #[serde(rename = "ServerOrderID", skip_serializing_if = "String::is_empty")]
+    pub server_order_id: String,
 }
 
 /// ORDER_UPDATE (301).
@@ -837,6 +840,9 @@ pub struct HistoricalOrderFillsRequest {
     pub number_of_days: i32,
     /// Account.
     pub trade_account: String,
+    /// Start of the range, seconds (0: none; then `NumberOfDays` is required).
+    #[serde(deserialize_with = "lenient_i64", skip_serializing_if = "is_zero_i64")]
+    pub start_date_time: i64,
 }
 
 /// HISTORICAL_ORDER_FILL_RESPONSE (304).

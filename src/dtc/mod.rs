@@ -4,12 +4,15 @@
 //!   decoder for which half a message is a normal state.
 //! - [`message`]: typed messages with the header's exact field names, `Type` first, tolerant
 //!   reading (unset values, unknown fields and types).
+//! - [`sim`]: `mia dtc-sim`, a DTC server that behaves like Sierra Chart's trade simulation
+//!   service (orders, OCO and brackets, fills from a price, fault injection) for tests and demos.
 //!
 //! JSON is the encoding (`dtc.md` §2.5): no struct padding to get wrong, appended header fields
 //! are harmless, and a session can be read with `nc`.
 
 pub mod frame;
 pub mod message;
+pub mod sim;
 
 /// Why a DTC exchange failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
