@@ -37,7 +37,8 @@ Control protocol (--control ADDR), one command per line, one reply line `ok ...`
   help           the commands
   e.g.  printf 'price 6501.25\\n' | nc -q1 127.0.0.1 11199
 
-Faults (--fault NAME at start, --fault NAME@SECONDS later; or `fault NAME` on the control port):
+Faults (--fault NAME at start for split, coalesce and reject-next; --fault NAME@SECONDS for any,
+SECONDS after the start; or `fault NAME` on the control port at any time):
   split          write every message one byte at a time, flushing each
   coalesce       gather several messages into one write
   silent         the connections open now send nothing (no heartbeats) and answer nothing
@@ -79,6 +80,13 @@ pub(crate) struct Args {
     fault: Vec<(Fault, Option<f64>)>,
 }
 
+/// The faults that mean something before any client connects (modes, not events).
+const STARTING_FAULTS: [Fault; 3] = [
+    Fault::SplitFrames,
+    Fault::CoalesceFrames,
+    Fault::RejectNextOrder,
+];
+
 fn parse_fault(s: &str) -> Result<(Fault, Option<f64>), String> {
     let (name, at) = match s.split_once('@') {
         Some((name, secs)) => {
@@ -101,6 +109,17 @@ pub(crate) fn run(args: Args) -> anyhow::Result<Status> {
     }
     if !(args.speed.is_finite() && args.speed > 0.0) {
         anyhow::bail!("--speed must be a positive factor, got {}", args.speed);
+    }
+    if let Some((fault, _)) = args
+        .fault
+        .iter()
+        .find(|(f, at)| at.is_none() && !STARTING_FAULTS.contains(f))
+    {
+        anyhow::bail!(
+            "--fault {0} acts on the connections open at that moment, so at start it would do \
+             nothing; give it a time: --fault {0}@SECONDS",
+            fault.name()
+        );
     }
     let prices = match &args.prices {
         Some(dir) => Some(load_prices(dir)?),

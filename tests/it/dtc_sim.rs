@@ -11,10 +11,11 @@ use std::time::Duration;
 use mia::clock::Stopwatch;
 use mia::dtc::frame::{ENCODING_REQUEST, Encoding, FrameDecoder, encoding_message};
 use mia::dtc::message::{
-    CancelOrder, CurrentPositionsRequest, Heartbeat, HistoricalOrderFillsRequest, Incoming,
-    LogonRequest, Message, OpenOrdersRequest, OrderUpdate, SecurityDefinitionForSymbolRequest,
-    SubmitNewOcoOrder, SubmitNewSingleOrder, TradeAccountsRequest, buy_sell, decode, encode,
-    order_status, order_type, update_reason,
+    CancelOrder, CancelReplaceOrder, CurrentPositionsRequest, Heartbeat,
+    HistoricalOrderFillsRequest, Incoming, LogonRequest, Message, OpenOrdersRequest, OrderUpdate,
+    SecurityDefinitionForSymbolRequest, SubmitFlattenPositionOrder, SubmitNewOcoOrder,
+    SubmitNewSingleOrder, TradeAccountsRequest, buy_sell, decode, encode, order_status, order_type,
+    update_reason,
 };
 use mia::dtc::sim::{Fault, SIM_ACCOUNT, SimConfig, SimHandle, SimServer, load_prices};
 
@@ -118,12 +119,8 @@ impl Client {
                 Ok(0) => return Err(()),
                 Ok(n) => {
                     self.decoder.push(&buf[..n]);
-                    let mut probe = FrameDecoder::new();
-                    probe.push(&buf[..n]);
-                    let mut frames = 0;
-                    while probe.next_frame().unwrap().is_some() {
-                        frames += 1;
-                    }
+                    // Each NUL ends a message.
+                    let frames = buf[..n].iter().filter(|&&b| b == 0).count();
                     self.frames_per_read.push(frames);
                 }
                 Err(e) if is_timeout(&e) => {}
@@ -160,7 +157,7 @@ impl Client {
         }
     }
 
-    /// Logs on with a heartbeat interval and returns nothing but the checked response.
+    /// Logs on with a heartbeat interval and checks the LOGON_RESPONSE.
     fn logon(&mut self, heartbeat_secs: i32) {
         self.send(&LogonRequest {
             protocol_version: 8,
@@ -451,6 +448,28 @@ fn a_bracket_whose_target_fills_cancels_the_stop_and_ends_flat() {
         accepted[1].oco_linked_order_server_order_id,
         accepted[2].server_order_id
     );
+    // The working orders come back as one batch of three with the RequestID.
+    client.send(&OpenOrdersRequest {
+        request_id: 1,
+        request_all_orders: 1,
+        trade_account: SIM_ACCOUNT.into(),
+        ..Default::default()
+    });
+    let batch: Vec<OrderUpdate> = (0..3).map(|_| client.order_update()).collect();
+    assert_eq!(
+        batch
+            .iter()
+            .map(|u| (
+                u.request_id,
+                u.total_num_messages,
+                u.message_number,
+                u.order_update_reason
+            ))
+            .collect::<Vec<_>>(),
+        (1..=3)
+            .map(|n| (1, 3, n, update_reason::OPEN_ORDERS_REQUEST_RESPONSE))
+            .collect::<Vec<_>>()
+    );
 
     sim.set_price(6495.0);
     let fill = client.take(4);
@@ -538,6 +557,17 @@ fn a_parent_not_followed_by_its_oco_is_rejected() {
     assert!(rejected.info_text.contains("SUBMIT_NEW_OCO_ORDER"));
     assert!(matches!(&messages[1], Incoming::TradeAccountResponse(_)));
     assert!(sim.orders().is_empty());
+
+    // A parent followed by nothing at all is rejected too, after a short wait.
+    let mut parent = order("alone", order_type::MARKET, buy_sell::BUY, None);
+    parent.is_parent_order = true;
+    client.send(&parent);
+    let rejected = client.order_update();
+    assert_eq!(
+        (rejected.client_order_id.as_str(), rejected.order_status),
+        ("alone", order_status::REJECTED)
+    );
+    assert_eq!(sim.position(SIM_ACCOUNT, SYMBOL), 0.0);
 }
 
 #[test]
@@ -613,6 +643,65 @@ fn a_cancel_of_a_filled_order_is_rejected_and_keeps_filled() {
             update_reason::ORDER_CANCELED
         )
     );
+}
+
+#[test]
+fn cancel_replace_moves_the_price_and_flatten_closes_the_position() {
+    let sim = start(vec![]);
+    let mut client = Client::connect(sim.addr());
+    client.logon(30);
+    client.send(&order(
+        "cr-1",
+        order_type::LIMIT,
+        buy_sell::BUY,
+        Some(6400.0),
+    ));
+    let working = client.order_update();
+    client.send(&CancelReplaceOrder {
+        server_order_id: working.server_order_id.clone(),
+        client_order_id: "cr-1".into(),
+        price1: Some(6450.0),
+        quantity: 0.0,
+        price1_is_set: true,
+        price2_is_set: false,
+        trade_account: SIM_ACCOUNT.into(),
+        ..Default::default()
+    });
+    let replaced = client.order_update();
+    assert_eq!(
+        status(&replaced),
+        (
+            "cr-1",
+            order_status::OPEN,
+            update_reason::ORDER_CANCEL_REPLACE_COMPLETE
+        )
+    );
+    assert_eq!(
+        (replaced.price1, replaced.order_quantity),
+        (Some(6450.0), Some(1.0)),
+        "Quantity 0 keeps the quantity"
+    );
+    sim.set_price(6450.0);
+    assert_eq!(client.order_update().order_status, order_status::FILLED);
+    assert!(matches!(client.one(), Incoming::PositionUpdate(p) if p.quantity == Some(1.0)));
+
+    client.send(&SubmitFlattenPositionOrder {
+        symbol: SYMBOL.into(),
+        trade_account: SIM_ACCOUNT.into(),
+        client_order_id: "flat-1".into(),
+        is_automated_order: true,
+        ..Default::default()
+    });
+    let messages = client.take(3);
+    let Incoming::OrderUpdate(flatten) = &messages[1] else {
+        panic!("{messages:?}")
+    };
+    assert_eq!(
+        (flatten.buy_sell, flatten.order_type, flatten.order_status),
+        (buy_sell::SELL, order_type::MARKET, order_status::FILLED)
+    );
+    assert!(matches!(&messages[2], Incoming::PositionUpdate(p) if p.quantity == Some(0.0)));
+    assert_eq!(sim.position(SIM_ACCOUNT, SYMBOL), 0.0);
 }
 
 #[test]
@@ -866,4 +955,18 @@ fn the_binary_prints_its_address_and_answers_a_logon() {
 
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[test]
+fn the_binary_refuses_a_start_fault_that_would_do_nothing() {
+    let ran = TestCommand::new(["dtc-sim", "--listen", "127.0.0.1:0", "--fault", "silent"]).run();
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(
+        ran.stderr.contains("--fault silent@SECONDS"),
+        "{}",
+        ran.stderr
+    );
+    let ran = TestCommand::new(["dtc-sim", "--fault", "splat"]).run();
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(ran.stderr.contains("unknown fault"), "{}", ran.stderr);
 }

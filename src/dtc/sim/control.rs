@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{Fault, Shared, SimError, TICK};
+use super::{DtcSimError, Fault, Shared, TICK};
 use crate::ingest::record::Payload;
 use crate::ingest::{Ingestor, Outcome};
 
@@ -79,7 +79,7 @@ fn command(shared: &Shared, line: &str) -> Result<String, String> {
             Ok(format!("price {price}"))
         }
         (Some("fault"), Some(name), None) => {
-            let fault: Fault = name.parse().map_err(|e: SimError| e.to_string())?;
+            let fault: Fault = name.parse().map_err(|e: DtcSimError| e.to_string())?;
             shared.inject(fault);
             Ok(format!("fault {}", fault.name()))
         }
@@ -143,9 +143,9 @@ pub(super) fn replay(shared: &Shared, prices: &[f64], interval: Duration) {
 ///
 /// # Errors
 ///
-/// [`SimError::Prices`] when the folder cannot be read or holds no one-minute bar.
-pub fn load_prices(dir: &Path) -> Result<Vec<f64>, SimError> {
-    let fail = |why: String| SimError::Prices {
+/// [`DtcSimError::Prices`] when the folder cannot be read or holds no one-minute bar.
+pub fn load_prices(dir: &Path) -> Result<Vec<f64>, DtcSimError> {
+    let fail = |why: String| DtcSimError::Prices {
         dir: dir.to_owned(),
         why,
     };

@@ -366,11 +366,18 @@ impl Exchange {
             .positions
             .get(&(account.to_owned(), f.symbol.clone()))
             .map_or(0.0, |p| p.quantity);
+        // The flattening order is a new order; a client that gives it no id gets one, so that
+        // it still shows up in the order list.
+        let client_order_id = if f.client_order_id.is_empty() {
+            format!("sim-flatten-{}", self.next_order_id)
+        } else {
+            f.client_order_id.clone()
+        };
         let order = SubmitNewSingleOrder {
             symbol: f.symbol.clone(),
             exchange: f.exchange.clone(),
             trade_account: account.to_owned(),
-            client_order_id: f.client_order_id.clone(),
+            client_order_id,
             order_type: order_type::MARKET,
             buy_sell: if position > 0.0 {
                 buy_sell::SELL

@@ -67,7 +67,7 @@ const COALESCE_MAX: usize = 4;
 
 /// Why the sim could not start or load prices.
 #[derive(Debug, thiserror::Error)]
-pub enum SimError {
+pub enum DtcSimError {
     /// The listening (or control) address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -140,13 +140,13 @@ impl Fault {
 }
 
 impl std::str::FromStr for Fault {
-    type Err = SimError;
+    type Err = DtcSimError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Fault::ALL
             .into_iter()
             .find(|f| f.name() == s.trim())
-            .ok_or_else(|| SimError::UnknownFault(s.trim().to_owned()))
+            .ok_or_else(|| DtcSimError::UnknownFault(s.trim().to_owned()))
     }
 }
 
@@ -206,10 +206,10 @@ impl SimServer {
     ///
     /// # Errors
     ///
-    /// [`SimError::Bind`] when an address cannot be bound.
-    pub fn start(config: SimConfig) -> Result<SimHandle, SimError> {
+    /// [`DtcSimError::Bind`] when an address cannot be bound.
+    pub fn start(config: SimConfig) -> Result<SimHandle, DtcSimError> {
         let bind = |addr: SocketAddr| {
-            TcpListener::bind(addr).map_err(|source| SimError::Bind { addr, source })
+            TcpListener::bind(addr).map_err(|source| DtcSimError::Bind { addr, source })
         };
         let listener = bind(config.listen)?;
         let addr = local_addr(&listener, config.listen)?;
@@ -255,8 +255,8 @@ impl SimServer {
     }
 }
 
-fn local_addr(listener: &TcpListener, asked: SocketAddr) -> Result<SocketAddr, SimError> {
-    listener.local_addr().map_err(|source| SimError::Bind {
+fn local_addr(listener: &TcpListener, asked: SocketAddr) -> Result<SocketAddr, DtcSimError> {
+    listener.local_addr().map_err(|source| DtcSimError::Bind {
         addr: asked,
         source,
     })
