@@ -277,6 +277,16 @@ fn a_client_starting_with_json_needs_no_handshake() {
         panic!("expected LOGON_RESPONSE")
     };
     assert_eq!((r.result, r.server_name.as_str()), (1, "mia dtc-sim"));
+    // A JSON ENCODING_REQUEST (allowed to a server preset to JSON) gets a JSON answer.
+    client
+        .write_raw(b"{\"Type\":6,\"ProtocolVersion\":8,\"Encoding\":2,\"ProtocolType\":\"DTC\"}\0");
+    let Incoming::EncodingResponse(encoding) = client.one() else {
+        panic!("expected ENCODING_RESPONSE")
+    };
+    assert_eq!(
+        (encoding.encoding, encoding.protocol_type.as_str()),
+        (2, "DTC")
+    );
     wait_until(DEADLINE, "the logon is counted", || {
         sim.logons() == 1 && sim.connections() == 1
     });

@@ -39,8 +39,9 @@ use crate::dtc::frame::{
     PROTOCOL_VERSION, encoding_message, parse_encoding_message,
 };
 use crate::dtc::message::{
-    Heartbeat, HistoricalOrderFillsReject, Incoming, Logoff, LogonResponse, Message, RequestReject,
-    SubmitNewSingleOrder, TradeAccountResponse, decode, encode, logon_status,
+    EncodingResponse, Heartbeat, HistoricalOrderFillsReject, Incoming, Logoff, LogonResponse,
+    Message, RequestReject, SubmitNewSingleOrder, TradeAccountResponse, decode, encode,
+    logon_status,
 };
 use exchange::{Exchange, Push};
 
@@ -739,7 +740,10 @@ impl Conn {
         });
         let is_session = matches!(
             message,
-            Incoming::LogonRequest(_) | Incoming::Heartbeat(_) | Incoming::Logoff(_)
+            Incoming::EncodingRequest(_)
+                | Incoming::LogonRequest(_)
+                | Incoming::Heartbeat(_)
+                | Incoming::Logoff(_)
         );
         if !is_session && !self.flags.logged_on.load(Ordering::Relaxed) {
             tracing::warn!(
@@ -761,8 +765,49 @@ impl Conn {
             let pushes = inner.exchange.reject_lonely_parent(&parent);
             inner.broadcast(pushes);
         }
+        if let Incoming::Logoff(logoff) = &message {
+            tracing::info!(reason = %logoff.reason, "client logged off");
+            return Ok(false);
+        }
         let pushes = match message {
+            Incoming::EncodingRequest(_) | Incoming::LogonRequest(_) | Incoming::Heartbeat(_) => {
+                self.session(&mut inner, message);
+                Vec::new()
+            }
+            Incoming::TradeAccountsRequest(_)
+            | Incoming::SecurityDefinitionForSymbolRequest(_)
+            | Incoming::OpenOrdersRequest(_)
+            | Incoming::CurrentPositionsRequest(_)
+            | Incoming::HistoricalOrderFillsRequest(_) => {
+                self.answer(&inner.exchange, message, now_ms);
+                Vec::new()
+            }
+            Incoming::SubmitNewSingleOrder(order) if order.is_parent_order => {
+                self.pending_parent = Some((order, Stopwatch::start()));
+                Vec::new()
+            }
+            other => order_entry(&mut inner.exchange, other, frame, now_ms),
+        };
+        inner.broadcast(pushes);
+        Ok(true)
+    }
+
+    /// ENCODING_REQUEST in JSON, LOGON_REQUEST, HEARTBEAT.
+    fn session(&self, inner: &mut Inner, message: Incoming) {
+        match message {
+            Incoming::EncodingRequest(request) => {
+                // A client of a server preset to JSON may ask in JSON; the answer is JSON too.
+                if request.encoding != Encoding::Json.code() {
+                    tracing::info!(asked = request.encoding, "answering JSON");
+                }
+                self.reply(&EncodingResponse {
+                    protocol_version: PROTOCOL_VERSION,
+                    encoding: Encoding::Json.code(),
+                    protocol_type: "DTC".to_owned(),
+                });
+            }
             Incoming::LogonRequest(logon) => {
+                // No authentication: Sierra only checks credentials when configured to.
                 let heartbeat = u64::try_from(logon.heartbeat_interval_in_seconds).unwrap_or(0);
                 self.flags
                     .heartbeat_secs
@@ -782,74 +827,44 @@ impl Conn {
                     security_definitions_supported: true,
                     bracket_orders_supported: true,
                 });
-                Vec::new()
             }
-            Incoming::Heartbeat(_) => Vec::new(),
-            Incoming::Logoff(logoff) => {
-                tracing::info!(reason = %logoff.reason, "client logged off");
-                return Ok(false);
-            }
-            Incoming::TradeAccountsRequest(r) => {
-                self.reply(&TradeAccountResponse {
-                    total_number_messages: 1,
-                    message_number: 1,
-                    trade_account: SIM_ACCOUNT.to_owned(),
-                    request_id: r.request_id,
-                    trading_is_disabled: false,
-                });
-                Vec::new()
-            }
+            // A heartbeat only proves the client is alive; the read already noted that.
+            _ => {}
+        }
+    }
+
+    /// The requests answered to this connection only.
+    fn answer(&self, exchange: &Exchange, message: Incoming, now_ms: i64) {
+        match message {
+            Incoming::TradeAccountsRequest(r) => self.reply(&TradeAccountResponse {
+                total_number_messages: 1,
+                message_number: 1,
+                trade_account: SIM_ACCOUNT.to_owned(),
+                request_id: r.request_id,
+                trading_is_disabled: false,
+            }),
             Incoming::SecurityDefinitionForSymbolRequest(r) => {
                 self.reply(&exchange::security_definition(&r));
-                Vec::new()
-            }
-            Incoming::SubmitNewSingleOrder(order) if order.is_parent_order => {
-                self.pending_parent = Some((order, Stopwatch::start()));
-                Vec::new()
-            }
-            Incoming::SubmitNewSingleOrder(order) => inner.exchange.submit_single(&order, now_ms),
-            Incoming::SubmitNewOcoOrder(oco) => inner.exchange.submit_oco(&oco, None, now_ms),
-            Incoming::CancelOrder(cancel) => inner.exchange.cancel(&cancel),
-            Incoming::CancelReplaceOrder(replace) => {
-                let (price1_is_set, price2_is_set) = is_set_flags(frame);
-                inner
-                    .exchange
-                    .cancel_replace(&replace, price1_is_set, price2_is_set, now_ms)
-            }
-            Incoming::SubmitFlattenPositionOrder(flatten) => {
-                inner.exchange.flatten(&flatten, now_ms)
             }
             Incoming::OpenOrdersRequest(r) => {
-                for update in inner.exchange.open_orders(&r) {
-                    self.reply(&update);
-                }
-                Vec::new()
+                exchange.open_orders(&r).iter().for_each(|u| self.reply(u));
             }
             Incoming::CurrentPositionsRequest(r) => {
-                for update in inner.exchange.current_positions(&r) {
-                    self.reply(&update);
-                }
-                Vec::new()
+                exchange
+                    .current_positions(&r)
+                    .iter()
+                    .for_each(|p| self.reply(p));
             }
-            Incoming::HistoricalOrderFillsRequest(r) => {
-                match inner.exchange.historical_fills(&r, now_ms) {
-                    Ok(fills) => fills.iter().for_each(|f| self.reply(f)),
-                    Err(reject_text) => self.reply(&HistoricalOrderFillsReject(RequestReject {
-                        request_id: r.request_id,
-                        reject_text,
-                    })),
-                }
-                Vec::new()
-            }
-            other => {
-                // Server-to-client types and types the sim does not serve: read and discarded,
-                // as the protocol asks.
-                tracing::debug!(message_type = other.message_type(), "message ignored");
-                Vec::new()
-            }
-        };
-        inner.broadcast(pushes);
-        Ok(true)
+            Incoming::HistoricalOrderFillsRequest(r) => match exchange.historical_fills(&r, now_ms)
+            {
+                Ok(fills) => fills.iter().for_each(|f| self.reply(f)),
+                Err(reject_text) => self.reply(&HistoricalOrderFillsReject(RequestReject {
+                    request_id: r.request_id,
+                    reject_text,
+                })),
+            },
+            _ => {}
+        }
     }
 
     fn reply<M: Message>(&self, message: &M) {
@@ -858,6 +873,26 @@ impl Conn {
                 let _ = self.tx.send(Outgoing::Bytes(bytes));
             }
             Err(e) => tracing::error!(error = %e, "cannot encode a reply"),
+        }
+    }
+}
+
+/// New orders, cancels and replaces; the updates to push. Other types are discarded.
+fn order_entry(exchange: &mut Exchange, message: Incoming, frame: &[u8], now_ms: i64) -> Vec<Push> {
+    match message {
+        Incoming::SubmitNewSingleOrder(order) => exchange.submit_single(&order, now_ms),
+        Incoming::SubmitNewOcoOrder(oco) => exchange.submit_oco(&oco, None, now_ms),
+        Incoming::CancelOrder(cancel) => exchange.cancel(&cancel),
+        Incoming::CancelReplaceOrder(replace) => {
+            let (price1_is_set, price2_is_set) = is_set_flags(frame);
+            exchange.cancel_replace(&replace, price1_is_set, price2_is_set, now_ms)
+        }
+        Incoming::SubmitFlattenPositionOrder(flatten) => exchange.flatten(&flatten, now_ms),
+        other => {
+            // Server-to-client types and types the sim does not serve (market data, balances,
+            // symbol lists): read and discarded, as the protocol asks.
+            tracing::debug!(message_type = other.message_type(), "message ignored");
+            Vec::new()
         }
     }
 }
@@ -978,4 +1013,25 @@ fn write_batch(
     let bytes: Vec<u8> = batch.concat();
     stream.write_all(&bytes)?;
     stream.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handle_can_be_shared_across_threads() {
+        fn is_send_sync<T: Send + Sync>() {}
+        is_send_sync::<SimHandle>();
+    }
+
+    #[test]
+    fn cancel_replace_flags_default_to_set() {
+        assert_eq!(is_set_flags(br#"{"Type":204,"Price1":1.0}"#), (true, true));
+        assert_eq!(
+            is_set_flags(br#"{"Type":204,"Price1IsSet":1,"Price2IsSet":0}"#),
+            (true, false)
+        );
+        assert!(!is_set_flags(br#"{"Type":204,"Price1IsSet":false}"#).0);
+    }
 }
