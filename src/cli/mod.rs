@@ -3,6 +3,7 @@
 mod check_rules;
 mod collect;
 mod config_cmd;
+mod dtc_sim;
 mod kill_switch;
 mod replay;
 mod simulate;
@@ -53,6 +54,8 @@ enum Command {
     CheckRules(check_rules::Args),
     /// Write a realistic simulated Sierra session (files as the dumpers write them).
     Simulate(simulate::Args),
+    /// Run a DTC server that behaves like Sierra Chart's trade simulation service.
+    DtcSim(dtc_sim::Args),
     /// Validate a configuration file.
     #[command(subcommand)]
     Config(config_cmd::Command),
@@ -80,6 +83,7 @@ pub(crate) fn main() -> ExitCode {
         }
         Command::Simulate(args) => simulate::run(args),
         Command::CheckRules(args) => check_rules::run(args),
+        Command::DtcSim(args) => dtc_sim::run(args),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref()),
         Command::KillSwitch(args) => kill_switch::run(args, cli.config.as_deref()),
     };

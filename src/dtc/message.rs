@@ -161,6 +161,10 @@ messages! {
     SecurityDefinitionResponse = SecurityDefinitionResponse = 507,
     /// SECURITY_DEFINITION_REJECT.
     SecurityDefinitionReject = SecurityDefinitionReject = 509,
+    /// ENCODING_REQUEST sent in JSON (to a server preset to JSON).
+    EncodingRequest = EncodingRequest = 6,
+    /// ENCODING_RESPONSE sent in JSON.
+    EncodingResponse = EncodingResponse = 7,
 }
 
 // ---- Field helpers --------------------------------------------------------------------------
@@ -689,6 +693,9 @@ pub struct OpenOrdersRequest {
     pub request_all_orders: i32,
     /// Account.
     pub trade_account: String,
+    /// The one order asked for when `RequestAllOrders` is 0.
+    #[serde(rename = "ServerOrderID", skip_serializing_if = "String::is_empty")]
+    pub server_order_id: String,
 }
 
 /// ORDER_UPDATE (301).
@@ -837,6 +844,9 @@ pub struct HistoricalOrderFillsRequest {
     pub number_of_days: i32,
     /// Account.
     pub trade_account: String,
+    /// Start of the range, seconds (0: none; then `NumberOfDays` is required).
+    #[serde(deserialize_with = "lenient_i64", skip_serializing_if = "is_zero_i64")]
+    pub start_date_time: i64,
 }
 
 /// HISTORICAL_ORDER_FILL_RESPONSE (304).
@@ -946,6 +956,32 @@ pub struct PositionUpdate {
         skip_serializing_if = "Option::is_none"
     )]
     pub open_profit_loss: Option<f64>,
+}
+
+/// ENCODING_REQUEST (6) in JSON. The handshake is binary ([`super::frame::encoding_message`]);
+/// this form is only for a server already preset to JSON, which may be asked in its own
+/// encoding.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct EncodingRequest {
+    /// Protocol version (8).
+    pub protocol_version: i32,
+    /// `EncodingEnum` asked for (2 = JSON).
+    pub encoding: i32,
+    /// "DTC".
+    pub protocol_type: String,
+}
+
+/// ENCODING_RESPONSE (7) in JSON: the answer to an [`EncodingRequest`] sent in JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+pub struct EncodingResponse {
+    /// Protocol version (8).
+    pub protocol_version: i32,
+    /// `EncodingEnum` the server will use.
+    pub encoding: i32,
+    /// "DTC".
+    pub protocol_type: String,
 }
 
 #[cfg(test)]

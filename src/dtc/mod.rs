@@ -8,6 +8,8 @@
 //!   definition, re-synchronisation, brackets, cancels, reconnects.
 //! - [`orders`]: the order book driven by ORDER_UPDATE and POSITION_UPDATE.
 //! - [`ids`]: ClientOrderIDs never reused within a trading day, across restarts.
+//! - [`sim`]: `mia dtc-sim`, a DTC server that behaves like Sierra Chart's trade simulation
+//!   service (orders, OCO and brackets, fills from a price, fault injection) for tests and demos.
 //!
 //! JSON is the encoding (`dtc.md` §2.5): no struct padding to get wrong, appended header fields
 //! are harmless, and a session can be read with `nc`.
@@ -17,6 +19,7 @@ pub mod frame;
 pub mod ids;
 pub mod message;
 pub mod orders;
+pub mod sim;
 
 /// Why a DTC exchange failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
