@@ -383,6 +383,12 @@ impl DtcClient {
         self.call(Command::Flatten)
     }
 
+    /// The session thread has ended (after [`SessionStatus::Stopped`]): it will never connect
+    /// again.
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
     /// Stops the session and waits for its thread.
     pub fn stop(mut self) {
         self.shutdown();
@@ -753,6 +759,7 @@ impl Session {
         self.send(&OpenOrdersRequest {
             request_id: rid,
             request_all_orders: 1,
+            server_order_id: String::new(),
             trade_account: account.clone(),
         })?;
         self.await_reply("OPEN_ORDERS_REQUEST", |session, msg| match msg {
@@ -787,6 +794,7 @@ impl Session {
             request_id: rid,
             number_of_days: 1,
             trade_account: account,
+            start_date_time: 0,
         })?;
         self.await_reply("HISTORICAL_ORDER_FILLS_REQUEST", |_, msg| match msg {
             Incoming::HistoricalOrderFillResponse(f) if f.request_id == rid => {

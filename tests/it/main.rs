@@ -5,6 +5,7 @@
 mod check_rules;
 mod cli;
 mod crash;
+mod dtc_client;
 mod dtc_sim;
 mod golden;
 mod ingest;
