@@ -43,7 +43,7 @@ use super::message::{
     SubmitNewSingleOrder, TradeAccountsRequest, buy_sell, logon_status, order_status, order_type,
     time_in_force,
 };
-use super::orders::{Change, OrderBook, OrderState};
+use super::orders::{OrderBook, OrderEvent, OrderState};
 use crate::clock::{Clock, Stopwatch};
 
 /// A password: never printed.
@@ -132,31 +132,8 @@ pub enum ClientEvent {
         /// It asked not to reconnect.
         do_not_reconnect: bool,
     },
-    /// An order was rejected.
-    Rejected {
-        /// Our id.
-        client_order_id: String,
-        /// The server's InfoText.
-        info_text: String,
-    },
-    /// A fill.
-    Filled {
-        /// Our id.
-        client_order_id: String,
-        /// Filled so far.
-        filled: f64,
-        /// Fill price.
-        price: Option<f64>,
-    },
-    /// A cancel or cancel-replace was refused; the order keeps its status.
-    CancelRejected {
-        /// Our id.
-        client_order_id: String,
-        /// Its status.
-        status: i32,
-        /// Why.
-        info_text: String,
-    },
+    /// An order was rejected, filled, or refused a cancel.
+    Order(OrderEvent),
 }
 
 /// Buy or sell.
@@ -808,39 +785,20 @@ impl Session {
     }
 
     fn apply_update(&mut self, u: &message::OrderUpdate) {
-        let change = lock(&self.shared).book.apply(u);
-        let event = match change {
-            Change::None => return,
-            Change::Rejected {
+        let Some(mut event) = lock(&self.shared).book.apply(u) else {
+            return;
+        };
+        match &mut event {
+            OrderEvent::Rejected {
                 client_order_id,
                 info_text,
             } => {
                 tracing::warn!(target: "dtc", %client_order_id, %info_text, "order rejected");
-                ClientEvent::Rejected {
-                    client_order_id,
-                    info_text,
-                }
             }
-            Change::Filled {
-                client_order_id,
-                filled,
-                price,
-            } => ClientEvent::Filled {
-                client_order_id,
-                filled,
-                price: price.map(|p| p * self.multiplier()),
-            },
-            Change::CancelRejected {
-                client_order_id,
-                status,
-                info_text,
-            } => ClientEvent::CancelRejected {
-                client_order_id,
-                status,
-                info_text,
-            },
-        };
-        let _ = self.events.send(event);
+            OrderEvent::Filled { price, .. } => *price = price.map(|p| p * self.multiplier()),
+            OrderEvent::CancelRejected { .. } => {}
+        }
+        let _ = self.events.send(ClientEvent::Order(event));
     }
 
     fn multiplier(&self) -> f64 {

@@ -52,11 +52,9 @@ impl OrderState {
     }
 }
 
-/// What an update changed, for the session's events.
+/// What an update did to an order, when it is worth reporting.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Change {
-    /// Nothing worth reporting.
-    None,
+pub enum OrderEvent {
     /// The order was rejected; its text says why.
     Rejected {
         /// Our id.
@@ -98,10 +96,10 @@ impl OrderBook {
         self.orders.insert(order.client_order_id.clone(), order);
     }
 
-    /// Applies an ORDER_UPDATE.
-    pub fn apply(&mut self, u: &OrderUpdate) -> Change {
+    /// Applies an ORDER_UPDATE; returns what it did worth reporting.
+    pub fn apply(&mut self, u: &OrderUpdate) -> Option<OrderEvent> {
         if u.no_orders {
-            return Change::None;
+            return None;
         }
         let key = if !u.client_order_id.is_empty() {
             Some(u.client_order_id.clone())
@@ -111,9 +109,7 @@ impl OrderBook {
                 .find(|o| !u.server_order_id.is_empty() && o.server_order_id == u.server_order_id)
                 .map(|o| o.client_order_id.clone())
         };
-        let Some(key) = key else {
-            return Change::None;
-        };
+        let key = key?;
         let order = self
             .orders
             .entry(key.clone())
@@ -150,25 +146,27 @@ impl OrderBook {
         if !u.info_text.is_empty() {
             order.info_text.clone_from(&u.info_text);
         }
-        match u.order_update_reason {
-            update_reason::NEW_ORDER_REJECTED => Change::Rejected {
+        Some(match u.order_update_reason {
+            update_reason::NEW_ORDER_REJECTED => OrderEvent::Rejected {
                 client_order_id: key,
                 info_text: u.info_text.clone(),
             },
-            update_reason::ORDER_FILLED | update_reason::ORDER_FILLED_PARTIALLY => Change::Filled {
-                client_order_id: key,
-                filled: order.filled,
-                price: u.last_fill_price.or(u.average_fill_price),
-            },
+            update_reason::ORDER_FILLED | update_reason::ORDER_FILLED_PARTIALLY => {
+                OrderEvent::Filled {
+                    client_order_id: key,
+                    filled: order.filled,
+                    price: u.last_fill_price.or(u.average_fill_price),
+                }
+            }
             update_reason::ORDER_CANCEL_REJECTED | update_reason::ORDER_CANCEL_REPLACE_REJECTED => {
-                Change::CancelRejected {
+                OrderEvent::CancelRejected {
                     client_order_id: key,
                     status: order.status,
                     info_text: u.info_text.clone(),
                 }
             }
-            _ => Change::None,
-        }
+            _ => return None,
+        })
     }
 
     /// Applies a POSITION_UPDATE.
@@ -232,10 +230,10 @@ mod tests {
         ));
         assert!(matches!(
             change,
-            Change::CancelRejected {
+            Some(OrderEvent::CancelRejected {
                 status: order_status::OPEN,
                 ..
-            }
+            })
         ));
         assert!(book.get("a").unwrap().is_working());
         // An update without ClientOrderID is matched by ServerOrderID.
@@ -261,10 +259,10 @@ mod tests {
         u.info_text = "Sim: insufficient margin".into();
         assert_eq!(
             book.apply(&u),
-            Change::Rejected {
+            Some(OrderEvent::Rejected {
                 client_order_id: "b".into(),
                 info_text: "Sim: insufficient margin".into()
-            }
+            })
         );
     }
 }

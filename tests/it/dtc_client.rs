@@ -14,6 +14,7 @@ use mia::dtc::client::{
     Bracket, ClientConfig, ClientEvent, DtcClient, Handshake, Secret, SessionStatus, Side,
 };
 use mia::dtc::message::order_status;
+use mia::dtc::orders::OrderEvent;
 use mia::dtc::sim::{Fault, SimConfig, SimHandle, SimServer};
 
 use super::support::{TestCommand, tmp, wait_until};
@@ -228,12 +229,12 @@ fn a_rejected_order_carries_its_info_text() {
     sim.inject(Fault::RejectNextOrder);
     let ids = client.submit_bracket(long(6505.0, 6495.0)).unwrap();
     let event = wait_for(&client, "reject", |e| {
-        matches!(e, ClientEvent::Rejected { .. })
+        matches!(e, ClientEvent::Order(OrderEvent::Rejected { .. }))
     });
-    let ClientEvent::Rejected {
+    let ClientEvent::Order(OrderEvent::Rejected {
         client_order_id,
         info_text,
-    } = event
+    }) = event
     else {
         unreachable!()
     };

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,25 +28,8 @@ const MINUTE_BAR_CHART: u16 = 3;
 const HELP: &str = "commands: price <PRICE> | fault <split|coalesce|silent|disconnect|logoff|\
                     reject-next|clear> | state | help";
 
-pub(super) fn control_loop(shared: &Arc<Shared>, listener: &TcpListener) {
-    for stream in listener.incoming() {
-        if shared.stop.load(Ordering::Relaxed) {
-            return;
-        }
-        match stream {
-            Ok(stream) => {
-                let shared = Arc::clone(shared);
-                std::thread::spawn(move || serve_control(&shared, stream));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "control accept failed");
-                std::thread::sleep(TICK);
-            }
-        }
-    }
-}
-
-fn serve_control(shared: &Shared, stream: TcpStream) {
+/// Serves one control connection: a command per line, a reply per line.
+pub(super) fn serve_control(shared: &Arc<Shared>, stream: TcpStream) {
     let Ok(mut out) = stream.try_clone() else {
         return;
     };

@@ -238,12 +238,12 @@ impl SimServer {
         let mut threads = Vec::new();
         let accepting = Arc::clone(&shared);
         threads.push(std::thread::spawn(move || {
-            accept_loop(&accepting, &listener)
+            accept_loop(&accepting, &listener, "DTC", serve);
         }));
         if let Some(listener) = control {
             let controlled = Arc::clone(&shared);
             threads.push(std::thread::spawn(move || {
-                control::control_loop(&controlled, &listener);
+                accept_loop(&controlled, &listener, "control", control::serve_control);
             }));
         }
         tracing::info!(%addr, ?control_addr, "dtc-sim listening");
@@ -531,7 +531,13 @@ impl ConnEntry {
 
 // ---- Accepting ------------------------------------------------------------------------------
 
-fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
+/// Serves each connection of `listener` with `serve` on its own thread, until the sim stops.
+fn accept_loop(
+    shared: &Arc<Shared>,
+    listener: &TcpListener,
+    what: &'static str,
+    serve: fn(&Arc<Shared>, TcpStream),
+) {
     for stream in listener.incoming() {
         if shared.stop.load(Ordering::Relaxed) {
             return;
@@ -542,7 +548,7 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
                 std::thread::spawn(move || serve(&shared, stream));
             }
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
+                tracing::warn!(error = %e, "{what} accept failed");
                 // Out of file descriptors and the like: do not spin.
                 std::thread::sleep(TICK);
             }
@@ -550,7 +556,6 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
     }
 }
 
-/// Serves one connection until it closes.
 fn serve(shared: &Arc<Shared>, stream: TcpStream) {
     let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
     let peer = stream
