@@ -575,6 +575,31 @@ impl<'t, 'i> Section<'t, 'i> {
         })
     }
 
+    /// Checks that `low` ≤ `high` for two keys of this table; when not, reports it at `at`
+    /// (one of the two keys) and returns false.
+    fn ordered(
+        &self,
+        r: &mut Reporter<'_>,
+        (low_key, low): (&str, Option<u64>),
+        (high_key, high): (&str, Option<u64>),
+        at: &str,
+    ) -> bool {
+        let (Some(low), Some(high)) = (low, high) else {
+            return true;
+        };
+        if low <= high {
+            return true;
+        }
+        let span = self.table.get(at).map_or(self.span.clone(), |v| v.span());
+        let message = if at == high_key {
+            format!("expected at least {low_key} ({low}), found {high}")
+        } else {
+            format!("expected at most {high_key} ({high}), found {low}")
+        };
+        r.issue(&self.key(at), span, message);
+        false
+    }
+
     fn finish(self, r: &mut Reporter<'_>) {
         for (key, _) in self.table.iter() {
             if !self.used.contains(key.get_ref().as_ref()) {
@@ -707,20 +732,9 @@ fn read_risk(
         let min = st.int(r, "min_ticks", None, 1, 10_000);
         let max = st.int(r, "max_ticks", None, 1, 10_000);
         let ratio = st.float(r, "reward_ratio", None, "a positive number", positive);
-        let out_of_order = matches!((min, max), (Some(min), Some(max)) if min > max);
-        if let (true, Some(min), Some(max)) = (out_of_order, min, max) {
-            let span = st
-                .table
-                .get("max_ticks")
-                .map_or(st.span.clone(), |v| v.span());
-            r.issue(
-                &st.key("max_ticks"),
-                span,
-                format!("expected at least min_ticks ({min}), found {max}"),
-            );
-        }
+        let in_order = st.ordered(r, ("min_ticks", min), ("max_ticks", max), "max_ticks");
         st.finish(r);
-        if out_of_order {
+        if !in_order {
             return None;
         }
         Some(StopConfig {
@@ -748,25 +762,14 @@ fn read_risk(
             rule_error_window_secs: rule_error_window_secs?,
         })
     });
-    let kelly_out_of_order = matches!(
-        (kelly_lookback, kelly_min_trades),
-        (Some(lookback), Some(min_trades)) if min_trades > lookback
+    let kelly_in_order = s.ordered(
+        r,
+        ("kelly_min_trades", kelly_min_trades),
+        ("kelly_lookback", kelly_lookback),
+        "kelly_min_trades",
     );
-    if let (true, Some(lookback), Some(min_trades)) =
-        (kelly_out_of_order, kelly_lookback, kelly_min_trades)
-    {
-        let span = s
-            .table
-            .get("kelly_min_trades")
-            .map_or(s.span.clone(), |v| v.span());
-        r.issue(
-            &s.key("kelly_min_trades"),
-            span,
-            format!("expected at most kelly_lookback ({lookback}), found {min_trades}"),
-        );
-    }
     s.finish(r);
-    if kelly_out_of_order {
+    if !kelly_in_order {
         return None;
     }
     Some(RiskConfig {
