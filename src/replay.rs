@@ -29,6 +29,7 @@ use crate::ingest::record::{LineContext, Payload, Record};
 use crate::ingest::{Discovered, IngestError, Outcome, classify_line, discover};
 use crate::journal::{Journal, JournalError};
 use crate::model::{Timestamp, symbol_root, utc_to_local};
+use crate::risk::{Account, KillState, MarketView, RiskGate, Verdict};
 use crate::rules::input::market_input;
 use crate::rules::{Decision, Direction, RuleError, RuleHost, RuleSet, Tier};
 use crate::snapshot::SnapshotStore;
@@ -82,6 +83,8 @@ pub struct ReplaySummary {
     pub rule_errors: u64,
     /// Distinct rule error messages with their counts.
     pub errors: BTreeMap<String, u64>,
+    /// Risk verdicts by kind (`approved`, or the refusal's kind), when the config has `[risk]`.
+    pub risk: BTreeMap<String, u64>,
     /// Journal files written.
     pub journals: Vec<PathBuf>,
     /// Bytes of partial last lines left unread.
@@ -104,6 +107,10 @@ struct DecisionLine<'a> {
     ops: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     eval_us: Option<u64>,
+    /// The risk gate's verdict on the decision (no execution in replay yet: a fresh account and
+    /// a normal kill switch), when the config has `[risk]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    risk: Option<Verdict>,
 }
 
 struct Cursor {
@@ -186,6 +193,7 @@ pub fn run(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ReplaySummary, ReplayError> {
     let host = RuleHost::new();
+    let gate = config.risk.clone().map(RiskGate::new);
     let set = host
         .compile(&opts.rules_dir)
         .map_err(|source| ReplayError::Rules {
@@ -252,6 +260,7 @@ pub fn run(
                         evaluate(
                             config,
                             &host,
+                            gate.as_ref(),
                             &set,
                             &store,
                             &mut features,
@@ -295,6 +304,7 @@ pub fn run(
 fn evaluate(
     config: &Config,
     host: &RuleHost,
+    gate: Option<&RiskGate>,
     set: &RuleSet,
     store: &SnapshotStore,
     features: &mut FeatureEngine,
@@ -328,6 +338,14 @@ fn evaluate(
             for veto in &d.vetoes {
                 *summary.vetoes.entry(veto.clone()).or_default() += 1;
             }
+            let risk = gate.map(|gate| {
+                let ages = snapshot.ages(now, &config.staleness, in_session);
+                let market = MarketView::of(snapshot, feats.vix_policy, &ages);
+                let verdict = gate.check(d, &market, &Account::default(), KillState::Normal, now);
+                let kind = verdict.refusal().map_or("approved", |r| r.kind());
+                *summary.risk.entry(kind.to_owned()).or_default() += 1;
+                verdict
+            });
             DecisionLine {
                 ts: now.to_iso_millis(),
                 instrument,
@@ -337,6 +355,7 @@ fn evaluate(
                 error: None,
                 ops: eval.operations,
                 eval_us,
+                risk,
             }
         }
         Err(e) => {
@@ -351,6 +370,7 @@ fn evaluate(
                 error: Some(e.to_string()),
                 ops: 0,
                 eval_us,
+                risk: None,
             }
         }
     };

@@ -94,15 +94,25 @@ pub(crate) fn run(config: &Config, args: Args) -> anyhow::Result<Status> {
         "\n{} evaluations, {} rule errors:\n{table}",
         summary.evaluations, summary.rule_errors
     )?;
-    if !summary.vetoes.is_empty() {
-        let mut vetoes = Table::new();
-        vetoes
-            .load_preset(UTF8_FULL_CONDENSED)
-            .set_header(vec!["veto", "decisions"]);
-        for (veto, n) in &summary.vetoes {
-            vetoes.add_row(vec![veto.clone(), n.to_string()]);
+    for (title, header, counts) in [
+        ("vetoes by hard rule", "veto", &summary.vetoes),
+        (
+            "risk verdicts (a fresh account: no execution in replay yet)",
+            "verdict",
+            &summary.risk,
+        ),
+    ] {
+        if counts.is_empty() {
+            continue;
         }
-        writeln!(out, "\nvetoes by hard rule:\n{vetoes}")?;
+        let mut table = Table::new();
+        table
+            .load_preset(UTF8_FULL_CONDENSED)
+            .set_header(vec![header, "decisions"]);
+        for (name, n) in counts {
+            table.add_row(vec![name.clone(), n.to_string()]);
+        }
+        writeln!(out, "\n{title}:\n{table}")?;
     }
     if !summary.errors.is_empty() {
         writeln!(out, "\nrule errors:")?;

@@ -164,3 +164,49 @@ fn replay_timings_are_opt_in_and_the_out_folder_may_hold_other_journals() {
         "{}\n"
     );
 }
+
+#[test]
+fn replay_journals_the_risk_verdict_of_every_decision() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    simulate_session(&data, 120, 5, false);
+    let out = dir.path().join("out");
+    let ran = TestCommand::new([
+        "replay",
+        data.to_str().unwrap(),
+        "--rules",
+        "rules",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .run();
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("risk verdicts"), "{}", ran.stdout);
+    let text = std::fs::read_to_string(out.join("decisions_20250919.jsonl")).unwrap();
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let risk = &v["risk"];
+        if let Some(order) = risk.get("approved") {
+            let stop = order["stop_ticks"].as_u64().unwrap();
+            let target = order["target_ticks"].as_u64().unwrap();
+            assert!((7..=20).contains(&stop), "{line}");
+            assert!(target as f64 >= 2.5 * stop as f64, "{line}");
+            assert!(v["vetoes"].as_array().unwrap().is_empty(), "{line}");
+            *kinds.entry("approved".into()).or_default() += 1;
+        } else {
+            let kind = risk["refused"]["kind"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{line}"));
+            // A vetoed decision is refused as vetoed, a flat one as flat.
+            if !v["vetoes"].as_array().unwrap().is_empty() && v["direction"] != "flat" {
+                assert_eq!(kind, "vetoed", "{line}");
+            }
+            if v["direction"] == "flat" {
+                assert_eq!(kind, "flat", "{line}");
+            }
+            *kinds.entry(kind.to_owned()).or_default() += 1;
+        }
+    }
+    assert_eq!(kinds.values().sum::<usize>(), text.lines().count());
+}
