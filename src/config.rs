@@ -19,6 +19,7 @@ use chrono_tz::Tz;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use crate::execution::ExecutionMode;
 use crate::model::ContractSpec;
 
 /// The reference configuration, embedded so that mia runs with no file at all.
@@ -170,6 +171,8 @@ pub struct InstrumentConfig {
     pub charts: ChartMap,
     /// Contract specification.
     pub spec: ContractSpec,
+    /// Address of the Sierra DTC server of this instrument (`host:port`); live only.
+    pub dtc_address: Option<String>,
 }
 
 /// Staleness thresholds (product.md §5).
@@ -286,6 +289,39 @@ pub struct Config {
     pub staleness: StalenessConfig,
     /// Risk limits; `None` when the file has no `[risk]` table (nothing can be traded then).
     pub risk: Option<RiskConfig>,
+    /// Where approved orders go.
+    pub execution: ExecutionConfig,
+    /// The DTC sessions to Sierra Chart (live execution).
+    pub dtc: DtcConfig,
+}
+
+/// `[execution]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecutionConfig {
+    /// `read-only` (default), `paper` or `live`. Live also needs `--live` on the command line.
+    pub mode: crate::execution::ExecutionMode,
+}
+
+/// `[dtc]`: settings shared by the DTC session of every instrument. Each instrument's server
+/// address is `instruments.<NAME>.dtc_address`, and its Sierra symbol `instruments.<NAME>.symbol`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DtcConfig {
+    /// Send the binary encoding request (`true`), or not, for a server preset to JSON.
+    pub encoding_request: bool,
+    /// Heartbeat interval in seconds; a server silent for twice this is dead.
+    pub heartbeat_secs: u64,
+    /// Trade account (`Sim1` for Sierra's simulated trading service); empty: the first listed.
+    pub trade_account: String,
+    /// User name (blank unless the server requires authentication).
+    pub username: String,
+    /// Name of the environment variable that holds the password (never the password itself).
+    pub password_env: Option<String>,
+    /// First reconnect delay in milliseconds; it doubles up to `reconnect_max_ms`.
+    pub reconnect_initial_ms: u64,
+    /// Longest reconnect delay in milliseconds.
+    pub reconnect_max_ms: u64,
+    /// How long a request may wait for its reply, in seconds.
+    pub request_timeout_secs: u64,
 }
 
 impl Config {
@@ -673,6 +709,55 @@ fn read_config(r: &mut Reporter<'_>, top: &mut Section<'_, '_>) -> Option<Config
             .and_then(|s| read_risk(r, s, instruments.as_ref()))
             .map(Some),
     };
+    let execution = top.sub(r, "execution").and_then(|mut s| {
+        let mode = s.value(
+            r,
+            "mode",
+            Some(ExecutionMode::ReadOnly),
+            "\"read-only\", \"paper\" or \"live\"",
+            |v| match v {
+                DeValue::String(m) => match m.as_ref() {
+                    "read-only" => Some(ExecutionMode::ReadOnly),
+                    "paper" => Some(ExecutionMode::Paper),
+                    "live" => Some(ExecutionMode::Live),
+                    _ => None,
+                },
+                _ => None,
+            },
+        );
+        s.finish(r);
+        Some(ExecutionConfig { mode: mode? })
+    });
+    let dtc = top.sub(r, "dtc").and_then(|mut s| {
+        let encoding_request = s.boolean(r, "encoding_request", true);
+        let heartbeat_secs = s.int(r, "heartbeat_secs", Some(10), 1, 60);
+        let trade_account = s.string(r, "trade_account", Some(""));
+        let username = s.string(r, "username", Some(""));
+        let password_env = s.opt_string(r, "password_env");
+        let reconnect_initial_ms = s.int(r, "reconnect_initial_ms", Some(250), 1, 600_000);
+        let reconnect_max_ms = s.int(r, "reconnect_max_ms", Some(10_000), 1, 3_600_000);
+        let request_timeout_secs = s.int(r, "request_timeout_secs", Some(20), 1, 600);
+        let in_order = s.ordered(
+            r,
+            ("reconnect_initial_ms", reconnect_initial_ms),
+            ("reconnect_max_ms", reconnect_max_ms),
+            "reconnect_max_ms",
+        );
+        s.finish(r);
+        if !in_order {
+            return None;
+        }
+        Some(DtcConfig {
+            encoding_request: encoding_request?,
+            heartbeat_secs: heartbeat_secs?,
+            trade_account: trade_account?,
+            username: username?,
+            password_env: password_env?,
+            reconnect_initial_ms: reconnect_initial_ms?,
+            reconnect_max_ms: reconnect_max_ms?,
+            request_timeout_secs: request_timeout_secs?,
+        })
+    });
     Some(Config {
         paths: paths?,
         ingest: ingest?,
@@ -680,6 +765,8 @@ fn read_config(r: &mut Reporter<'_>, top: &mut Section<'_, '_>) -> Option<Config
         instruments: instruments?,
         staleness: staleness?,
         risk: risk?,
+        execution: execution?,
+        dtc: dtc?,
     })
 }
 
@@ -970,6 +1057,27 @@ fn read_instruments(
         let builtin = ContractSpec::builtin(&name);
         let symbol = inst.opt_string(r, "symbol");
         let data_dir = inst.opt_string(r, "data_dir");
+        // Sierra's documented default ports: the ES instance on 11099, the NQ one on 11100.
+        let default_port = match name.as_str() {
+            "ES" => Some("127.0.0.1:11099"),
+            "NQ" => Some("127.0.0.1:11100"),
+            _ => None,
+        };
+        let dtc_address = inst.value(
+            r,
+            "dtc_address",
+            Some(default_port.map(str::to_owned)),
+            "an address such as \"127.0.0.1:11099\"",
+            |v| match v {
+                DeValue::String(a)
+                    if a.rsplit_once(':')
+                        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) =>
+                {
+                    Some(Some(a.to_string()))
+                }
+                _ => None,
+            },
+        );
         let charts = inst.sub(r, "charts").and_then(|mut c| {
             let map = (
                 c.int(r, "minute", Some(3), 1, 9_999),
@@ -1001,8 +1109,15 @@ fn read_instruments(
             positive,
         );
         inst.finish(r);
-        match (symbol, data_dir, charts, tick_size, tick_value) {
-            (Some(symbol), Some(data_dir), Some(charts), Some(tick_size), Some(tick_value)) => {
+        match (symbol, data_dir, charts, tick_size, tick_value, dtc_address) {
+            (
+                Some(symbol),
+                Some(data_dir),
+                Some(charts),
+                Some(tick_size),
+                Some(tick_value),
+                Some(dtc_address),
+            ) => {
                 out.insert(
                     name.clone(),
                     InstrumentConfig {
@@ -1014,6 +1129,7 @@ fn read_instruments(
                             tick_size,
                             tick_value,
                         },
+                        dtc_address,
                     },
                 );
             }
@@ -1044,6 +1160,48 @@ mod tests {
         assert_eq!(config.ingest.charts, vec![3, 4, 8, 10]);
         assert_eq!(config.instruments["ES"].spec.tick_value, 12.5);
         assert_eq!(config.instruments["NQ"].spec.tick_value, 5.0);
+    }
+
+    #[test]
+    fn execution_and_dtc_settings() {
+        let config = Config::reference();
+        assert_eq!(config.execution.mode, ExecutionMode::ReadOnly);
+        assert!(config.dtc.encoding_request);
+        assert_eq!(config.dtc.trade_account, "Sim1");
+        assert_eq!(
+            config.instruments["NQ"].dtc_address.as_deref(),
+            Some("127.0.0.1:11100")
+        );
+        let text = "\
+[instruments.ES]
+dtc_address = \"localhost\"
+[instruments.MES]
+[execution]
+mode = \"yolo\"
+[dtc]
+heartbeat_secs = 0
+reconnect_initial_ms = 5000
+reconnect_max_ms = 100
+password = \"hunter2\"
+";
+        let err = Config::parse(text, Path::new("dtc.toml")).unwrap_err();
+        let ConfigError::Invalid { issues, .. } = &err else {
+            panic!("{err}")
+        };
+        let got: Vec<String> = issues.iter().map(ToString::to_string).collect();
+        pretty_assertions::assert_eq!(
+            got,
+            vec![
+                "2:15: instruments.ES.dtc_address: expected an address such as \"127.0.0.1:11099\", found string \"localhost\"",
+                "5:8: execution.mode: expected \"read-only\", \"paper\" or \"live\", found string \"yolo\"",
+                "7:18: dtc.heartbeat_secs: expected an integer from 1 to 60, found integer 0",
+                "9:20: dtc.reconnect_max_ms: expected at least reconnect_initial_ms (5000), found 100",
+                "10:1: dtc.password: unknown key (see config/mia.toml for the reference)",
+            ]
+        );
+        // An instrument without a Sierra default port simply has no route.
+        let config = Config::parse("[instruments.MES]\n", Path::new("m.toml")).unwrap();
+        assert_eq!(config.instruments["MES"].dtc_address, None);
     }
 
     #[test]

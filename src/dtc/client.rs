@@ -45,6 +45,7 @@ use super::message::{
 };
 use super::orders::{OrderBook, OrderEvent, OrderState};
 use crate::clock::{Clock, Stopwatch};
+use crate::config::{Config, DtcConfig};
 
 /// A password: never printed.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -94,6 +95,74 @@ pub struct ClientConfig {
     pub id_prefix: String,
     /// Folder of the persisted ClientOrderID counter.
     pub state_dir: PathBuf,
+}
+
+impl ClientConfig {
+    /// The session of `instrument` as the config describes it: `[dtc]`, and the instrument's
+    /// `symbol`, `dtc_address` and tick size. `password` is what
+    /// [`ClientConfig::password_from_env`] found.
+    ///
+    /// # Errors
+    ///
+    /// [`DtcError::Config`] naming the missing key.
+    pub fn from_config(
+        config: &Config,
+        instrument: &str,
+        password: Secret,
+    ) -> Result<ClientConfig, DtcError> {
+        let missing = |what: &str| {
+            DtcError::Config(format!(
+                "instruments.{instrument}.{what} is needed for live trading (config/mia.toml documents it)"
+            ))
+        };
+        let inst = config.instruments.get(instrument).ok_or_else(|| {
+            DtcError::Config(format!("no [instruments.{instrument}] in the config"))
+        })?;
+        let dtc = &config.dtc;
+        Ok(ClientConfig {
+            addr: inst
+                .dtc_address
+                .clone()
+                .ok_or_else(|| missing("dtc_address"))?,
+            symbol: inst.symbol.clone().ok_or_else(|| missing("symbol"))?,
+            tick_size: inst.spec.tick_size,
+            trade_account: dtc.trade_account.clone(),
+            username: dtc.username.clone(),
+            password,
+            heartbeat: Duration::from_secs(dtc.heartbeat_secs),
+            handshake: if dtc.encoding_request {
+                Handshake::BinaryRequest
+            } else {
+                Handshake::Skip
+            },
+            reconnect_initial: Duration::from_millis(dtc.reconnect_initial_ms),
+            reconnect_max: Duration::from_millis(dtc.reconnect_max_ms),
+            request_timeout: Duration::from_secs(dtc.request_timeout_secs),
+            id_prefix: instrument.to_owned(),
+            state_dir: config.paths.state_dir.clone(),
+        })
+    }
+
+    /// The password from the environment variable `[dtc] password_env` names, through
+    /// `lookup` (`std::env::var` at the binary's edge); empty when none is named.
+    ///
+    /// # Errors
+    ///
+    /// [`DtcError::Config`] when the variable is named but not set (the message names the
+    /// variable, never a value).
+    pub fn password_from_env(
+        dtc: &DtcConfig,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Secret, DtcError> {
+        match &dtc.password_env {
+            None => Ok(Secret::default()),
+            Some(name) => lookup(name).map(Secret).ok_or_else(|| {
+                DtcError::Config(format!(
+                    "dtc.password_env names {name}, which is not set in the environment"
+                ))
+            }),
+        }
+    }
 }
 
 /// Where the session stands.
@@ -1075,5 +1144,60 @@ fn spawn_reader(mut stream: TcpStream, connection: u32, tx: Sender<Event>) {
         });
     if let Err(e) = spawned {
         tracing::error!(target: "dtc", error = %e, "cannot start the DTC reader");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_come_from_the_config() {
+        let config = Config::reference();
+        let es = ClientConfig::from_config(&config, "ES", Secret::default()).unwrap();
+        assert_eq!(
+            (
+                es.addr.as_str(),
+                es.symbol.as_str(),
+                es.tick_size,
+                es.handshake
+            ),
+            (
+                "127.0.0.1:11099",
+                "ESZ25_FUT_CME",
+                0.25,
+                Handshake::BinaryRequest
+            )
+        );
+        assert_eq!(
+            (es.trade_account.as_str(), es.heartbeat),
+            ("Sim1", Duration::from_secs(10))
+        );
+        let err = ClientConfig::from_config(&config, "YM", Secret::default()).unwrap_err();
+        assert!(err.to_string().contains("[instruments.YM]"), "{err}");
+        let bare = Config::parse("[instruments.MES]\n", std::path::Path::new("m.toml")).unwrap();
+        let err = ClientConfig::from_config(&bare, "MES", Secret::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("instruments.MES.dtc_address"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_password_comes_from_the_named_variable_and_never_shows() {
+        let mut dtc = Config::reference().dtc;
+        assert_eq!(
+            ClientConfig::password_from_env(&dtc, |_| None).unwrap(),
+            Secret::default()
+        );
+        dtc.password_env = Some("MIA_DTC_PASSWORD".into());
+        let secret = ClientConfig::password_from_env(&dtc, |n| {
+            (n == "MIA_DTC_PASSWORD").then(|| "hunter2".into())
+        })
+        .unwrap();
+        assert_eq!(secret.0, "hunter2");
+        assert_eq!(format!("{secret:?}"), "***");
+        let err = ClientConfig::password_from_env(&dtc, |_| None).unwrap_err();
+        assert!(err.to_string().contains("MIA_DTC_PASSWORD"), "{err}");
     }
 }

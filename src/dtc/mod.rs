@@ -30,6 +30,9 @@ pub enum DtcError {
     /// The connection failed or was closed.
     #[error("DTC connection: {0}")]
     Io(String),
+    /// The configuration lacks something a session needs.
+    #[error("DTC configuration: {0}")]
+    Config(String),
     /// The session is not logged on and re-synchronised, so it sends no order.
     #[error("DTC session not ready: {0}")]
     NotReady(String),
