@@ -14,8 +14,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::dtc::DtcError;
-use crate::dtc::client::{Bracket, BracketIds, DtcClient, Side};
-use crate::risk::Approved;
+use crate::dtc::client::{Bracket, BracketIds, ClientEvent, DtcClient, Side};
+use crate::journal::{Journal, JournalError};
+use crate::model::Timestamp;
+use crate::risk::{Approved, Order};
 use crate::rules::Direction;
 
 /// The execution mode of config (`execution.mode`).
@@ -115,6 +117,84 @@ impl Live {
     pub fn route(&self, instrument: &str) -> Option<&DtcClient> {
         self.routes.get(instrument)
     }
+}
+
+impl Live {
+    /// Every event the sessions have reported since the last call, by instrument, without
+    /// waiting.
+    pub fn poll_events(&self) -> Vec<(String, ClientEvent)> {
+        let mut out = Vec::new();
+        for (instrument, client) in &self.routes {
+            while let Some(event) = client.next_event(std::time::Duration::ZERO) {
+                out.push((instrument.clone(), event));
+            }
+        }
+        out
+    }
+}
+
+/// What the order journal records.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum OrderRecord {
+    /// An approved order and what execution did with it.
+    Submitted {
+        /// `"submitted"`.
+        event: &'static str,
+        /// The order as risk approved it.
+        order: Order,
+        /// Where it went.
+        #[serde(flatten)]
+        submitted: Submitted,
+    },
+    /// What a DTC session reported (fills, rejects with their InfoText, connection changes).
+    Session(ClientEvent),
+}
+
+impl OrderRecord {
+    /// The record of a submission.
+    pub fn submitted(order: Order, submitted: Submitted) -> Self {
+        OrderRecord::Submitted {
+            event: "submitted",
+            order,
+            submitted,
+        }
+    }
+}
+
+/// One line of `orders_YYYYMMDD.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderLine<'a> {
+    /// When it happened (engine clock).
+    pub ts: String,
+    /// Instrument.
+    pub instrument: &'a str,
+    /// What happened.
+    #[serde(flatten)]
+    pub record: &'a OrderRecord,
+}
+
+/// Buffers an order-journal line in `journal` (file `orders_<date>.jsonl`, `date` as
+/// `YYYYMMDD`); the caller commits.
+///
+/// # Errors
+///
+/// [`JournalError`] when the file cannot be written.
+pub fn journal_order(
+    journal: &mut Journal,
+    date: &str,
+    now: Timestamp,
+    instrument: &str,
+    record: &OrderRecord,
+) -> Result<(), JournalError> {
+    journal.append_json(
+        &format!("orders_{date}.jsonl"),
+        &OrderLine {
+            ts: now.to_iso_millis(),
+            instrument,
+            record,
+        },
+    )
 }
 
 /// The bracket of an approved order.

@@ -267,6 +267,25 @@ impl Journal {
         Ok(&mut self.open_file(name)?.pending)
     }
 
+    /// Buffers `value` as one JSON line of the file `name` (written at the next commit).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`] when the file cannot be created or the value cannot be serialized.
+    pub fn append_json(
+        &mut self,
+        name: &str,
+        value: &impl serde::Serialize,
+    ) -> Result<(), JournalError> {
+        let buf = self.buffer(name)?;
+        serde_json::to_writer(&mut *buf, value).map_err(|e| JournalError::Io {
+            path: name.into(),
+            source: e.into(),
+        })?;
+        buf.push(b'\n');
+        Ok(())
+    }
+
     /// Writes every buffer with one write per file, flushes and, when configured, fsyncs.
     /// Returns the number of bytes written.
     ///

@@ -376,13 +376,7 @@ fn evaluate(
     };
     let date = utc_to_local(now, config.session.time_zone).map(|d| yyyymmdd(d.date()));
     let name = format!("decisions_{}.jsonl", date.as_deref().unwrap_or("undated"));
-    let buf = journal.buffer(&name)?;
-    serde_json::to_writer(&mut *buf, &line).map_err(|e| JournalError::Io {
-        path: name.clone().into(),
-        source: e.into(),
-    })?;
-    buf.push(b'\n');
-    Ok(())
+    Ok(journal.append_json(&name, &line)?)
 }
 
 /// Removes the decision journals of an earlier replay into the same folder, so that a replay's

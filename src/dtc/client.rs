@@ -179,8 +179,10 @@ pub enum SessionStatus {
     Stopped(String),
 }
 
-/// Something the session reports, in order.
-#[derive(Debug, Clone, PartialEq)]
+/// Something the session reports, in order. Serialized for the order journal with an `event`
+/// tag (`{"event":"order","order":"rejected","client_order_id":…,"info_text":…}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum ClientEvent {
     /// Logged on and re-synchronised.
     Ready {

@@ -53,7 +53,8 @@ impl OrderState {
 }
 
 /// What an update did to an order, when it is worth reporting.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "order", rename_all = "snake_case")]
 pub enum OrderEvent {
     /// The order was rejected; its text says why.
     Rejected {

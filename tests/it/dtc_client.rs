@@ -8,14 +8,18 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use mia::clock::LiveClock;
 use mia::dtc::DtcError;
 use mia::dtc::client::{
     Bracket, ClientConfig, ClientEvent, DtcClient, Handshake, Secret, SessionStatus, Side,
 };
 use mia::dtc::message::order_status;
-use mia::dtc::orders::OrderEvent;
 use mia::dtc::sim::{Fault, SimConfig, SimHandle, SimServer};
+use mia::execution::{Live, OrderRecord, journal_order};
+use mia::journal::Journal;
+use mia::model::Timestamp;
 
 use super::support::{TestCommand, tmp, wait_until};
 
@@ -222,29 +226,51 @@ fn logoff_with_do_not_reconnect_stops_for_good() {
 }
 
 #[test]
-fn a_rejected_order_carries_its_info_text() {
+fn a_rejected_order_carries_its_info_text_into_the_order_journal() {
     let state = tmp();
     let sim = sim();
     let client = start(&sim.addr().to_string(), state.path());
     sim.inject(Fault::RejectNextOrder);
     let ids = client.submit_bracket(long(6505.0, 6495.0)).unwrap();
-    let event = wait_for(&client, "reject", |e| {
-        matches!(e, ClientEvent::Order(OrderEvent::Rejected { .. }))
+    wait_until(WAIT, "the reject", || {
+        status(&client, &ids.parent) == order_status::REJECTED
     });
-    let ClientEvent::Order(OrderEvent::Rejected {
-        client_order_id,
-        info_text,
-    }) = event
-    else {
-        unreachable!()
-    };
-    assert_eq!(client_order_id, ids.parent);
-    assert!(!info_text.is_empty());
     let parent = client.order(&ids.parent).unwrap();
-    assert_eq!(
-        (parent.status, parent.info_text),
-        (order_status::REJECTED, info_text)
-    );
+    assert!(!parent.info_text.is_empty());
+    // What the engine does with session events: poll them through execution and journal them.
+    let live = Live::new(BTreeMap::from([("ES".to_owned(), client)]));
+    let mut journal = Journal::create(&state.path().join("journal"), false).unwrap();
+    let now = Timestamp::from_secs(1_763_999_999);
+    for (instrument, event) in live.poll_events() {
+        journal_order(
+            &mut journal,
+            "20251124",
+            now,
+            &instrument,
+            &OrderRecord::Session(event),
+        )
+        .unwrap();
+    }
+    journal.commit().unwrap();
+    let text = std::fs::read_to_string(state.path().join("journal/orders_20251124.jsonl")).unwrap();
+    let rejects: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["order"] == "rejected")
+        .collect();
+    // A bracket is rejected whole: the parent and both children, each with the server's text.
+    let rejected: Vec<&str> = rejects
+        .iter()
+        .map(|r| r["client_order_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(rejected, [&ids.parent, &ids.target, &ids.stop], "{text}");
+    for r in &rejects {
+        assert_eq!(
+            (&r["event"], &r["instrument"]),
+            (&serde_json::json!("order"), &serde_json::json!("ES"))
+        );
+        assert_eq!(r["info_text"], serde_json::json!(parent.info_text));
+    }
 }
 
 #[test]
