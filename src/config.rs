@@ -296,10 +296,12 @@ pub struct Config {
 }
 
 /// `[execution]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ExecutionConfig {
     /// `read-only` (default), `paper` or `live`. Live also needs `--live` on the command line.
     pub mode: crate::execution::ExecutionMode,
+    /// Paper fills (also used by replay): commission and slippage.
+    pub paper: crate::paper::PaperConfig,
 }
 
 /// `[dtc]`: settings shared by the DTC session of every instrument. Each instrument's server
@@ -725,8 +727,22 @@ fn read_config(r: &mut Reporter<'_>, top: &mut Section<'_, '_>) -> Option<Config
                 _ => None,
             },
         );
+        let commission = s.float(
+            r,
+            "commission_per_contract",
+            Some(2.25),
+            "a dollar amount of 0 or more",
+            |x| x >= 0.0 && x.is_finite(),
+        );
+        let slippage = s.int(r, "slippage_ticks", Some(1), 0, 100);
         s.finish(r);
-        Some(ExecutionConfig { mode: mode? })
+        Some(ExecutionConfig {
+            mode: mode?,
+            paper: crate::paper::PaperConfig {
+                commission_per_contract: commission?,
+                slippage_ticks: u32::try_from(slippage?).ok()?,
+            },
+        })
     });
     let dtc = top.sub(r, "dtc").and_then(|mut s| {
         let encoding_request = s.boolean(r, "encoding_request", true);

@@ -7,7 +7,7 @@
 //! The implementation is chosen by the execution mode:
 //! - [`ReadOnly`] (the default) sends nothing and says so;
 //! - [`Live`] sends a bracket through the DTC session of the order's instrument;
-//! - paper, the built-in simulated exchange, comes with the backtest (replay) work.
+//! - [`crate::paper::Paper`], the built-in simulated exchange, fills from bar prices.
 
 use std::collections::BTreeMap;
 
@@ -15,10 +15,11 @@ use serde::Serialize;
 
 use crate::dtc::DtcError;
 use crate::dtc::client::{Bracket, BracketIds, ClientEvent, DtcClient, Side};
+use crate::features::VixPolicy;
 use crate::journal::{Journal, JournalError};
-use crate::model::Timestamp;
+use crate::model::{ContractSpec, Timestamp};
 use crate::risk::{Approved, Order};
-use crate::rules::Direction;
+use crate::rules::{Direction, Tier};
 
 /// The execution mode of config (`execution.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -58,6 +59,27 @@ pub enum ExecutionError {
     /// The DTC session refused or failed.
     #[error(transparent)]
     Dtc(#[from] DtcError),
+    /// The venue refused the order.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// What execution needs to know about an order besides the order itself: when, and what it
+/// came from (for journals and trade records).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderContext {
+    /// Engine clock.
+    pub now: Timestamp,
+    /// Start of the last completed one-minute bar (the bar the decision was made on).
+    pub bar_start: Timestamp,
+    /// Trading day, `YYYYMMDD` in the exchange time zone.
+    pub date: String,
+    /// Tier of the decision.
+    pub tier: Tier,
+    /// VIX policy at the decision.
+    pub vix_policy: Option<VixPolicy>,
+    /// Contract spec of the instrument.
+    pub spec: ContractSpec,
 }
 
 /// A venue for approved orders.
@@ -71,7 +93,11 @@ pub trait Execution: Send {
     ///
     /// [`ExecutionError`] when the route is missing or refuses; nothing was sent then, or the
     /// session reports what it did through its events.
-    fn submit(&mut self, approved: Approved) -> Result<Submitted, ExecutionError>;
+    fn submit(
+        &mut self,
+        approved: Approved,
+        ctx: &OrderContext,
+    ) -> Result<Submitted, ExecutionError>;
 
     /// Cancels every working order and flattens every position (the kill switch's
     /// HALT_TRADING and EMERGENCY).
@@ -91,7 +117,11 @@ impl Execution for ReadOnly {
         ExecutionMode::ReadOnly
     }
 
-    fn submit(&mut self, approved: Approved) -> Result<Submitted, ExecutionError> {
+    fn submit(
+        &mut self,
+        approved: Approved,
+        _ctx: &OrderContext,
+    ) -> Result<Submitted, ExecutionError> {
         tracing::info!(target: "execution", order = ?approved.order(), "read-only: order not sent");
         Ok(Submitted::NotSent)
     }
@@ -149,9 +179,25 @@ pub enum OrderRecord {
     },
     /// What a DTC session reported (fills, rejects with their InfoText, connection changes).
     Session(ClientEvent),
+    /// A fill of the paper exchange.
+    Fill {
+        /// `"fill"`.
+        event: &'static str,
+        /// The fill.
+        #[serde(flatten)]
+        fill: crate::paper::Fill,
+    },
 }
 
 impl OrderRecord {
+    /// The record of a paper fill.
+    pub fn fill(fill: crate::paper::Fill) -> Self {
+        OrderRecord::Fill {
+            event: "fill",
+            fill,
+        }
+    }
+
     /// The record of a submission.
     pub fn submitted(order: Order, submitted: Submitted) -> Self {
         OrderRecord::Submitted {
@@ -169,6 +215,8 @@ pub struct OrderLine<'a> {
     pub ts: String,
     /// Instrument.
     pub instrument: &'a str,
+    /// The rule set whose order it is (`live`, or `shadow` in replay).
+    pub set: &'a str,
     /// What happened.
     #[serde(flatten)]
     pub record: &'a OrderRecord,
@@ -183,18 +231,9 @@ pub struct OrderLine<'a> {
 pub fn journal_order(
     journal: &mut Journal,
     date: &str,
-    now: Timestamp,
-    instrument: &str,
-    record: &OrderRecord,
+    line: &OrderLine<'_>,
 ) -> Result<(), JournalError> {
-    journal.append_json(
-        &format!("orders_{date}.jsonl"),
-        &OrderLine {
-            ts: now.to_iso_millis(),
-            instrument,
-            record,
-        },
-    )
+    journal.append_json(&format!("orders_{date}.jsonl"), line)
 }
 
 /// The bracket of an approved order.
@@ -218,7 +257,11 @@ impl Execution for Live {
         ExecutionMode::Live
     }
 
-    fn submit(&mut self, approved: Approved) -> Result<Submitted, ExecutionError> {
+    fn submit(
+        &mut self,
+        approved: Approved,
+        _ctx: &OrderContext,
+    ) -> Result<Submitted, ExecutionError> {
         let instrument = approved.order().instrument.clone();
         let client = self
             .routes

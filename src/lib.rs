@@ -53,6 +53,7 @@ pub mod features;
 pub mod ingest;
 pub mod journal;
 pub mod model;
+pub mod paper;
 pub mod perf;
 pub mod replay;
 pub mod risk;

@@ -1,5 +1,11 @@
-//! Replay: the pipeline over recorded chart files, in time order, with a replay clock
-//! (product.md §11; first version: ingest, snapshot, features, rules and the decision journal).
+//! Replay: the pipeline of `mia run` over recorded chart files, in time order, with a replay
+//! clock and paper execution (product.md §11): ingest, snapshot, features, the rules of the live
+//! set and of an optional shadow set, risk, and the paper exchange, writing the decision, order
+//! and trade journals.
+//!
+//! The shadow set sees exactly the snapshots and features the live set sees; it has its own
+//! paper exchange and account, and its decisions are journaled with `set = "shadow"`. Nothing of
+//! it reaches the live set's execution.
 //!
 //! Files are merged by record time (ties broken by file path, then line number, so the order is
 //! the same on every machine). The replay clock is the latest record time seen. Rules are
@@ -21,6 +27,9 @@ use serde::Serialize;
 
 use crate::clock::Stopwatch;
 use crate::config::Config;
+use crate::config::StalenessConfig;
+use crate::execution::{Execution, OrderContext, OrderLine, OrderRecord, journal_order};
+use crate::features::Features;
 use crate::features::{FeatureConfig, FeatureEngine};
 use crate::ingest::counters::Counters;
 use crate::ingest::dedup::Dedup;
@@ -29,10 +38,12 @@ use crate::ingest::record::{LineContext, Payload, Record};
 use crate::ingest::{Discovered, IngestError, Outcome, classify_line, discover};
 use crate::journal::{Journal, JournalError};
 use crate::model::{Timestamp, symbol_root, utc_to_local};
+use crate::paper::{Paper, PaperEvent, update_account};
+use crate::perf::Trade;
 use crate::risk::{Account, KillState, MarketView, RiskGate, Verdict};
 use crate::rules::input::market_input;
-use crate::rules::{Decision, Direction, RuleError, RuleHost, RuleSet, Tier};
-use crate::snapshot::SnapshotStore;
+use crate::rules::{Decision, Direction, RuleError, RuleHost, RuleInput, RuleSet, Tier};
+use crate::snapshot::{MarketSnapshot, SnapshotStore};
 
 /// Why a replay could not run.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +73,12 @@ pub struct ReplayOptions {
     pub out_dir: PathBuf,
     /// Live rule set folder.
     pub rules_dir: PathBuf,
+    /// Shadow rule set folder, evaluated on the same snapshots.
+    pub shadow_dir: Option<PathBuf>,
+    /// First trading day to replay (files dated earlier are skipped).
+    pub from: Option<chrono::NaiveDate>,
+    /// Last trading day to replay.
+    pub to: Option<chrono::NaiveDate>,
     /// Whether to journal the evaluation time in µs (makes journals differ between runs).
     pub timings: bool,
 }
@@ -71,10 +88,25 @@ pub struct ReplayOptions {
 pub struct ReplaySummary {
     /// Line counters, as `collect` reports them.
     pub counters: Counters,
+    /// Evaluation points (completed one-minute bars), each evaluated by every set.
+    pub evaluations: u64,
+    /// The live set, then the shadow set if any.
+    pub sets: Vec<SetSummary>,
+    /// Journal files written.
+    pub journals: Vec<PathBuf>,
+    /// Bytes of partial last lines left unread.
+    pub partial_bytes: u64,
+    /// Bytes of complete lines read.
+    pub bytes_read: u64,
+}
+
+/// What one rule set did during a replay.
+#[derive(Debug, Clone, Default)]
+pub struct SetSummary {
+    /// `live` or `shadow`.
+    pub name: String,
     /// Hash of the rule set.
     pub rules_hash: String,
-    /// Evaluations made.
-    pub evaluations: u64,
     /// Decisions by (tier, direction).
     pub decisions: BTreeMap<(Tier, Direction), u64>,
     /// Vetoes by hard rule.
@@ -85,12 +117,8 @@ pub struct ReplaySummary {
     pub errors: BTreeMap<String, u64>,
     /// Risk verdicts by kind (`approved`, or the refusal's kind), when the config has `[risk]`.
     pub risk: BTreeMap<String, u64>,
-    /// Journal files written.
-    pub journals: Vec<PathBuf>,
-    /// Bytes of partial last lines left unread.
-    pub partial_bytes: u64,
-    /// Bytes of complete lines read.
-    pub bytes_read: u64,
+    /// Closed paper trades, in order.
+    pub trades: Vec<Trade>,
 }
 
 /// One line of `decisions_YYYYMMDD.jsonl`.
@@ -110,7 +138,7 @@ struct DecisionLine<'a> {
     /// The risk gate's verdict on the decision (no execution in replay yet: a fresh account and
     /// a normal kill switch), when the config has `[risk]`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    risk: Option<Verdict>,
+    risk: Option<&'a Verdict>,
 }
 
 struct Cursor {
@@ -179,13 +207,14 @@ impl Cursor {
     }
 }
 
-/// Replays `opts.data_dir` through snapshot, features and rules, writing the decision journal.
-/// `progress` hears (bytes read, total bytes). `stop` ends the replay early, cleanly.
+/// Replays `opts.data_dir` through snapshot, features, rules, risk and paper execution,
+/// writing the decision, order and trade journals. `progress` hears (bytes read, total bytes).
+/// `stop` ends the replay early, cleanly (open paper positions are flattened).
 ///
 /// # Errors
 ///
-/// [`ReplayError`] when the data cannot be read, the rules do not compile or the journal cannot
-/// be written. Bad lines and rule errors during evaluation are counted, not fatal.
+/// [`ReplayError`] when the data cannot be read, a rule set does not compile or the journal
+/// cannot be written. Bad lines and rule errors during evaluation are counted, not fatal.
 pub fn run(
     config: &Config,
     opts: &ReplayOptions,
@@ -194,25 +223,32 @@ pub fn run(
 ) -> Result<ReplaySummary, ReplayError> {
     let host = RuleHost::new();
     let gate = config.risk.clone().map(RiskGate::new);
-    let set = host
-        .compile(&opts.rules_dir)
-        .map_err(|source| ReplayError::Rules {
-            dir: opts.rules_dir.clone(),
+    let compile = |dir: &Path| {
+        host.compile(dir).map_err(|source| ReplayError::Rules {
+            dir: dir.to_owned(),
             source,
-        })?;
+        })
+    };
+    let mut runs = vec![SetRun::new("live", compile(&opts.rules_dir)?, config)];
+    if let Some(dir) = &opts.shadow_dir {
+        runs.push(SetRun::new("shadow", compile(dir)?, config));
+    }
     let tz = config.ingest.chart_time_zone;
-    let files = discover(&opts.data_dir, &config.ingest.charts)?;
+    let files: Vec<Discovered> = discover(&opts.data_dir, &config.ingest.charts)?
+        .into_iter()
+        .filter(|f| match f.name.date {
+            Some(d) => opts.from.is_none_or(|from| d >= from) && opts.to.is_none_or(|to| d <= to),
+            None => true,
+        })
+        .collect();
     let total: u64 = files
         .iter()
         .map(|f| std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0))
         .sum();
 
-    clear_decision_journals(&opts.out_dir)?;
+    clear_journals(&opts.out_dir)?;
     let mut journal = Journal::create(&opts.out_dir, false)?;
-    let mut summary = ReplaySummary {
-        rules_hash: set.hash.clone(),
-        ..ReplaySummary::default()
-    };
+    let mut summary = ReplaySummary::default();
     let mut dedup = Dedup::default();
     let mut cursors = Vec::with_capacity(files.len());
     let mut heap = BinaryHeap::new();
@@ -256,20 +292,14 @@ pub fn run(
                     && inst.charts.minute == chart
                     && last_bar.get(root).is_none_or(|t| record.ts > *t)
                 {
-                    if last_bar.contains_key(root) {
-                        evaluate(
-                            config,
-                            &host,
-                            gate.as_ref(),
-                            &set,
-                            &store,
-                            &mut features,
-                            root,
-                            clock,
-                            opts.timings,
-                            &mut journal,
-                            &mut summary,
-                        )?;
+                    if last_bar.contains_key(root)
+                        && let Some(snapshot) = store.get(root)
+                    {
+                        let point = Point::new(config, &store, snapshot, &mut features, clock);
+                        for run in &mut runs {
+                            run.step(&point, &host, gate.as_ref(), opts.timings, &mut journal)?;
+                        }
+                        summary.evaluations += 1;
                         since_commit += 1;
                     }
                     last_bar.insert(root.to_owned(), record.ts);
@@ -287,8 +317,16 @@ pub fn run(
             progress(summary.bytes_read, total);
         }
     }
+    // The data ends: positions still open are flattened at the last close.
+    let end_date = session_date(config, clock);
+    for run in &mut runs {
+        // Paper's flatten cannot fail; the trait returns a Result for live routes.
+        let _ = run.paper.flatten_all();
+        run.drain(clock, &end_date, &mut journal)?;
+    }
     journal.commit()?;
     progress(total, total);
+    summary.sets = runs.into_iter().map(|r| r.summary).collect();
     summary.journals = journal
         .lengths()
         .keys()
@@ -297,98 +335,211 @@ pub fn run(
     Ok(summary)
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the replay loop's state, passed explicitly"
-)]
-fn evaluate(
-    config: &Config,
-    host: &RuleHost,
-    gate: Option<&RiskGate>,
-    set: &RuleSet,
-    store: &SnapshotStore,
-    features: &mut FeatureEngine,
-    instrument: &str,
-    now: Timestamp,
-    timings: bool,
-    journal: &mut Journal,
-    summary: &mut ReplaySummary,
-) -> Result<(), ReplayError> {
-    let Some(snapshot) = store.get(instrument) else {
-        return Ok(());
-    };
-    let in_session = store.in_session(now);
-    let feats = features.compute(snapshot);
-    let input = market_input(
-        snapshot,
-        &feats,
-        now,
-        &config.session,
-        &config.staleness,
-        in_session,
-    );
-    let watch = Stopwatch::start();
-    let result = host.evaluate(set, &input);
-    let eval_us = timings.then(|| watch.elapsed().as_micros() as u64);
-    summary.evaluations += 1;
-    let line = match &result {
-        Ok(eval) => {
-            let d = &eval.decision;
-            *summary.decisions.entry((d.tier, d.direction)).or_default() += 1;
-            for veto in &d.vetoes {
-                *summary.vetoes.entry(veto.clone()).or_default() += 1;
-            }
-            let risk = gate.map(|gate| {
-                let ages = snapshot.ages(now, &config.staleness, in_session);
-                let market = MarketView::of(snapshot, feats.vix_policy, &ages);
-                let verdict = gate.check(d, &market, &Account::default(), KillState::Normal, now);
-                let kind = verdict.refusal().map_or("approved", |r| r.kind());
-                *summary.risk.entry(kind.to_owned()).or_default() += 1;
-                verdict
-            });
-            DecisionLine {
-                ts: now.to_iso_millis(),
-                instrument,
-                set: "live",
-                rules: &set.hash,
-                decision: Some(d),
-                error: None,
-                ops: eval.operations,
-                eval_us,
-                risk,
-            }
-        }
-        Err(e) => {
-            summary.rule_errors += 1;
-            *summary.errors.entry(e.to_string()).or_default() += 1;
-            DecisionLine {
-                ts: now.to_iso_millis(),
-                instrument,
-                set: "live",
-                rules: &set.hash,
-                decision: None,
-                error: Some(e.to_string()),
-                ops: 0,
-                eval_us,
-                risk: None,
-            }
-        }
-    };
-    let date = utc_to_local(now, config.session.time_zone).map(|d| yyyymmdd(d.date()));
-    let name = format!("decisions_{}.jsonl", date.as_deref().unwrap_or("undated"));
-    Ok(journal.append_json(&name, &line)?)
+/// `YYYYMMDD` of `now` in the exchange time zone (`undated` when out of range).
+fn session_date(config: &Config, now: Timestamp) -> String {
+    utc_to_local(now, config.session.time_zone)
+        .map(|d| yyyymmdd(d.date()))
+        .unwrap_or_else(|| "undated".to_owned())
 }
 
-/// Removes the decision journals of an earlier replay into the same folder, so that a replay's
-/// output depends on its inputs only.
-fn clear_decision_journals(dir: &Path) -> Result<(), JournalError> {
+/// One evaluation point: a completed one-minute bar of an instrument, with what every set sees.
+struct Point<'a> {
+    instrument: &'a str,
+    now: Timestamp,
+    date: String,
+    snapshot: &'a MarketSnapshot,
+    features: Features,
+    input: RuleInput,
+    in_session: bool,
+    staleness: &'a StalenessConfig,
+}
+
+impl<'a> Point<'a> {
+    fn new(
+        config: &'a Config,
+        store: &SnapshotStore,
+        snapshot: &'a MarketSnapshot,
+        features: &mut FeatureEngine,
+        now: Timestamp,
+    ) -> Self {
+        let in_session = store.in_session(now);
+        let feats = features.compute(snapshot);
+        let input = market_input(
+            snapshot,
+            &feats,
+            now,
+            &config.session,
+            &config.staleness,
+            in_session,
+        );
+        Point {
+            instrument: &snapshot.instrument,
+            now,
+            date: session_date(config, now),
+            snapshot,
+            features: feats,
+            input,
+            in_session,
+            staleness: &config.staleness,
+        }
+    }
+}
+
+/// A rule set with its own paper exchange and account.
+struct SetRun {
+    set: RuleSet,
+    paper: Paper,
+    account: Account,
+    day: Option<String>,
+    summary: SetSummary,
+}
+
+impl SetRun {
+    fn new(name: &str, set: RuleSet, config: &Config) -> Self {
+        SetRun {
+            paper: Paper::new(name, config.execution.paper),
+            account: Account::default(),
+            day: None,
+            summary: SetSummary {
+                name: name.to_owned(),
+                rules_hash: set.hash.clone(),
+                ..SetSummary::default()
+            },
+            set,
+        }
+    }
+
+    /// Journals the paper exchange's events and brings the account up to date.
+    fn drain(
+        &mut self,
+        now: Timestamp,
+        date: &str,
+        journal: &mut Journal,
+    ) -> Result<(), JournalError> {
+        for event in self.paper.drain() {
+            update_account(&mut self.account, &event, now);
+            match event {
+                PaperEvent::Fill(fill) => {
+                    let line = OrderLine {
+                        ts: now.to_iso_millis(),
+                        instrument: &fill.instrument,
+                        set: &self.summary.name,
+                        record: &OrderRecord::fill(fill.clone()),
+                    };
+                    journal_order(journal, date, &line)?;
+                }
+                PaperEvent::Closed(trade) => {
+                    journal.append_json(&format!("trades_{}.jsonl", trade.date), &trade)?;
+                    self.summary.trades.push(trade);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Exits on the completed bar, then the decision, its risk verdict, and the entry.
+    fn step(
+        &mut self,
+        p: &Point<'_>,
+        host: &RuleHost,
+        gate: Option<&RiskGate>,
+        timings: bool,
+        journal: &mut Journal,
+    ) -> Result<(), ReplayError> {
+        if self.day.as_deref() != Some(p.date.as_str()) {
+            self.account.new_day();
+            self.day = Some(p.date.clone());
+        }
+        if let Some(bar) = p.snapshot.bar {
+            self.paper.on_bar(p.instrument, bar.start, &bar.bar, p.now);
+        }
+        self.drain(p.now, &p.date, journal)?;
+        self.account.unrealized_pnl = self.paper.unrealized();
+
+        let watch = Stopwatch::start();
+        let result = host.evaluate(&self.set, &p.input);
+        let eval_us = timings.then(|| watch.elapsed().as_micros() as u64);
+        let (decision, ops, error) = match &result {
+            Ok(eval) => (Some(&eval.decision), eval.operations, None),
+            Err(e) => {
+                self.summary.rule_errors += 1;
+                *self.summary.errors.entry(e.to_string()).or_default() += 1;
+                (None, 0, Some(e.to_string()))
+            }
+        };
+        let mut verdict = None;
+        if let Some(d) = decision {
+            *self
+                .summary
+                .decisions
+                .entry((d.tier, d.direction))
+                .or_default() += 1;
+            for veto in &d.vetoes {
+                *self.summary.vetoes.entry(veto.clone()).or_default() += 1;
+            }
+            if let Some(gate) = gate {
+                let ages = p.snapshot.ages(p.now, p.staleness, p.in_session);
+                let market = MarketView::of(p.snapshot, p.features.vix_policy, &ages);
+                let v = gate.check(d, &market, &self.account, KillState::Normal, p.now);
+                let kind = v.refusal().map_or("approved", |r| r.kind());
+                *self.summary.risk.entry(kind.to_owned()).or_default() += 1;
+                verdict = Some(v);
+            }
+        }
+        let line = DecisionLine {
+            ts: p.now.to_iso_millis(),
+            instrument: p.instrument,
+            set: &self.summary.name,
+            rules: &self.set.hash,
+            decision,
+            error,
+            ops,
+            eval_us,
+            risk: verdict.as_ref(),
+        };
+        journal.append_json(&format!("decisions_{}.jsonl", p.date), &line)?;
+
+        if let (Some(Verdict::Approved(approved)), Some(d)) = (verdict, decision) {
+            let order = approved.order().clone();
+            let ctx = OrderContext {
+                now: p.now,
+                bar_start: p.snapshot.bar.map_or(p.now, |b| b.start),
+                date: p.date.clone(),
+                tier: d.tier,
+                vix_policy: p.features.vix_policy,
+                spec: p.snapshot.spec,
+            };
+            match self.paper.submit(approved, &ctx) {
+                Ok(submitted) => {
+                    let line = OrderLine {
+                        ts: p.now.to_iso_millis(),
+                        instrument: p.instrument,
+                        set: &self.summary.name,
+                        record: &OrderRecord::submitted(order, submitted),
+                    };
+                    journal_order(journal, &p.date, &line)?;
+                }
+                Err(e) => tracing::warn!(error = %e, "paper order refused"),
+            }
+            self.drain(p.now, &p.date, journal)?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes the decision, order and trade journals of an earlier replay into the same folder, so
+/// that a replay's output depends on its inputs only.
+fn clear_journals(dir: &Path) -> Result<(), JournalError> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with("decisions_") && name.ends_with(".jsonl") {
+        let ours = ["decisions_", "orders_", "trades_"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix));
+        if ours && name.ends_with(".jsonl") {
             std::fs::remove_file(entry.path()).map_err(|source| JournalError::Io {
                 path: entry.path(),
                 source,

@@ -17,7 +17,7 @@ use mia::dtc::client::{
 };
 use mia::dtc::message::order_status;
 use mia::dtc::sim::{Fault, SimConfig, SimHandle, SimServer};
-use mia::execution::{Live, OrderRecord, journal_order};
+use mia::execution::{Live, OrderLine, OrderRecord, journal_order};
 use mia::journal::Journal;
 use mia::model::Timestamp;
 
@@ -242,14 +242,13 @@ fn a_rejected_order_carries_its_info_text_into_the_order_journal() {
     let mut journal = Journal::create(&state.path().join("journal"), false).unwrap();
     let now = Timestamp::from_secs(1_763_999_999);
     for (instrument, event) in live.poll_events() {
-        journal_order(
-            &mut journal,
-            "20251124",
-            now,
-            &instrument,
-            &OrderRecord::Session(event),
-        )
-        .unwrap();
+        let line = OrderLine {
+            ts: now.to_iso_millis(),
+            instrument: &instrument,
+            set: "live",
+            record: &OrderRecord::Session(event),
+        };
+        journal_order(&mut journal, "20251124", &line).unwrap();
     }
     journal.commit().unwrap();
     let text = std::fs::read_to_string(state.path().join("journal/orders_20251124.jsonl")).unwrap();

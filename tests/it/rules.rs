@@ -95,8 +95,9 @@ fn the_default_cases_cover_every_tier_both_directions_and_every_hard_rule() {
 fn replay_journals_are_byte_identical_across_runs() {
     let dir = tmp();
     let data = dir.path().join("data");
-    simulate_session(&data, 30, 3, true);
-    let mut journals = Vec::new();
+    // 60 minutes, seed 1: both sets trade once, so every journal has lines.
+    simulate_session(&data, 60, 1, true);
+    let mut runs = Vec::new();
     for run in ["a", "b"] {
         let out = dir.path().join(run);
         let ran = TestCommand::new([
@@ -104,26 +105,45 @@ fn replay_journals_are_byte_identical_across_runs() {
             data.to_str().unwrap(),
             "--rules",
             "rules",
+            "--shadow",
+            "examples/rules",
             "--out",
             out.to_str().unwrap(),
         ])
         .run();
         assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
-        assert!(ran.stdout.contains("evaluations"), "{}", ran.stdout);
-        journals.push(std::fs::read(out.join("decisions_20250919.jsonl")).unwrap());
+        assert!(ran.stdout.contains("evaluation points"), "{}", ran.stdout);
+        let mut journals = std::collections::BTreeMap::new();
+        for entry in std::fs::read_dir(&out).unwrap().flatten() {
+            journals.insert(
+                entry.file_name().to_string_lossy().into_owned(),
+                std::fs::read(entry.path()).unwrap(),
+            );
+        }
+        runs.push(journals);
     }
-    assert_eq!(journals[0].len(), journals[1].len());
-    assert!(journals[0] == journals[1], "replay journals differ");
-    let text = String::from_utf8(journals[0].clone()).unwrap();
     assert_eq!(
-        text.lines().count(),
-        29,
-        "one decision per completed one-minute bar"
+        runs[0].keys().collect::<Vec<_>>(),
+        ["decisions_20250919.jsonl", "orders_20250919.jsonl", "trades_20250919.jsonl"]
     );
-    assert!(
+    for (name, bytes) in &runs[0] {
+        assert!(runs[1][name] == *bytes, "{name} differs between two replays");
+    }
+    let text = String::from_utf8(runs[0]["decisions_20250919.jsonl"].clone()).unwrap();
+    let count = |set: &str| {
         text.lines()
-            .all(|l| l.contains("\"set\":\"live\"") && l.contains("\"rules\":\""))
-    );
+            .filter(|l| l.contains(&format!("\"set\":\"{set}\"")))
+            .count()
+    };
+    // One decision per completed one-minute bar, by each set, on the same snapshots.
+    assert_eq!((count("live"), count("shadow")), (59, 59));
+    let times = |set: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains(&format!("\"set\":\"{set}\"")))
+            .map(|l| l[..30].to_owned())
+            .collect()
+    };
+    assert_eq!(times("live"), times("shadow"));
 }
 
 #[test]

@@ -1,0 +1,361 @@
+//! Paper execution: the built-in simulated exchange (product.md §9, "paper").
+//!
+//! It sits behind the same [`Execution`] interface as live DTC and takes only risk-approved
+//! orders. A bracket fills from the prices of the one-minute bars:
+//!
+//! - the entry is a market order at the reference price the risk module priced it at, with
+//!   `slippage_ticks` against the trade;
+//! - from the next completed bar on, a bar whose range reaches the stop fills the stop (with the
+//!   slippage of a stop order), one that reaches the target fills the target at its limit price
+//!   (no slippage), and one that reaches both fills the stop: inside one bar the order of the
+//!   high and the low is unknown, and assuming the worse keeps backtests honest;
+//! - [`Execution::flatten_all`] and [`Paper::flatten`] close at the last close, with slippage;
+//! - every fill pays `commission_per_contract` per contract.
+//!
+//! Pure: no I/O, no clock; the caller passes times and bars in and drains [`PaperEvent`]s.
+
+use std::collections::BTreeMap;
+
+use crate::execution::{Execution, ExecutionError, ExecutionMode, OrderContext, Submitted};
+use crate::features::VixPolicy;
+use crate::ingest::record::Bar;
+use crate::model::{ContractSpec, Timestamp};
+use crate::perf::{ExitReason, Trade};
+use crate::risk::{Account, Approved, Exit};
+use crate::rules::{Direction, Tier};
+
+/// Costs of paper fills.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PaperConfig {
+    /// Dollars per contract per fill (entry and exit each pay it).
+    pub commission_per_contract: f64,
+    /// Ticks against the trade on market and stop fills.
+    pub slippage_ticks: u32,
+}
+
+/// Which part of a bracket filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Leg {
+    /// The entry.
+    Entry,
+    /// The target.
+    Target,
+    /// The stop.
+    Stop,
+    /// A flattening market order.
+    Flatten,
+}
+
+/// A paper fill.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Fill {
+    /// The bracket's id (`P1`, `P2`, …).
+    pub id: String,
+    /// Instrument (the journal line carries it).
+    #[serde(skip_serializing)]
+    pub instrument: String,
+    /// Which leg.
+    pub leg: Leg,
+    /// Direction of the trade the leg belongs to.
+    pub direction: Direction,
+    /// Fill price, slippage included.
+    pub price: f64,
+    /// Contracts.
+    pub contracts: u32,
+    /// When (the journal line's `ts`).
+    #[serde(skip_serializing)]
+    pub time: String,
+}
+
+/// What the paper exchange did, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PaperEvent {
+    /// A fill.
+    Fill(Fill),
+    /// A trade closed.
+    Closed(Trade),
+}
+
+#[derive(Debug, Clone)]
+struct Position {
+    id: String,
+    instrument: String,
+    direction: Direction,
+    contracts: u32,
+    spec: ContractSpec,
+    entry: f64,
+    entry_time: Timestamp,
+    stop: f64,
+    target: f64,
+    risk_dollars: f64,
+    tier: Tier,
+    vix_policy: Option<VixPolicy>,
+    date: String,
+    /// Start of the last bar complete at entry: only later bars can fill the exits.
+    entry_bar: Timestamp,
+}
+
+impl Position {
+    fn sign(&self) -> f64 {
+        if self.direction == Direction::Short {
+            -1.0
+        } else {
+            1.0
+        }
+    }
+}
+
+/// The simulated exchange of one rule set.
+#[derive(Debug)]
+pub struct Paper {
+    set: String,
+    config: PaperConfig,
+    next_id: u64,
+    positions: BTreeMap<String, Position>,
+    last_close: BTreeMap<String, f64>,
+    /// Start of the last completed bar seen, per instrument.
+    last_bar: BTreeMap<String, Timestamp>,
+    events: Vec<PaperEvent>,
+}
+
+impl Paper {
+    /// An exchange for the rule set `set` (`live` or `shadow`, written into its trades).
+    pub fn new(set: &str, config: PaperConfig) -> Self {
+        Self {
+            set: set.to_owned(),
+            config,
+            next_id: 1,
+            positions: BTreeMap::new(),
+            last_close: BTreeMap::new(),
+            last_bar: BTreeMap::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// The events since the last call, in order.
+    pub fn drain(&mut self) -> Vec<PaperEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Signed open contracts in `instrument`.
+    pub fn position(&self, instrument: &str) -> i64 {
+        self.positions.get(instrument).map_or(0, |p| {
+            let n = i64::from(p.contracts);
+            if p.direction == Direction::Short {
+                -n
+            } else {
+                n
+            }
+        })
+    }
+
+    /// Unrealized P&L of the open positions at the last closes, in dollars.
+    pub fn unrealized(&self) -> f64 {
+        self.positions
+            .values()
+            .map(|p| {
+                let close = self
+                    .last_close
+                    .get(&p.instrument)
+                    .copied()
+                    .unwrap_or(p.entry);
+                p.sign() * (close - p.entry) / p.spec.tick_size
+                    * p.spec.tick_value
+                    * f64::from(p.contracts)
+            })
+            .sum()
+    }
+
+    /// A completed one-minute bar of `instrument` (`start` is its start time, `now` the replay
+    /// clock): fills the exits it reaches.
+    pub fn on_bar(&mut self, instrument: &str, start: Timestamp, bar: &Bar, now: Timestamp) {
+        self.last_close.insert(instrument.to_owned(), bar.close);
+        self.last_bar.insert(instrument.to_owned(), start);
+        let Some(p) = self.positions.get(instrument) else {
+            return;
+        };
+        if start <= p.entry_bar {
+            return;
+        }
+        let (stop_hit, target_hit) = if p.direction == Direction::Short {
+            (bar.high >= p.stop, bar.low <= p.target)
+        } else {
+            (bar.low <= p.stop, bar.high >= p.target)
+        };
+        // Both in one bar: the stop, because the order inside the bar is unknown.
+        if stop_hit {
+            let price = p.stop - p.sign() * self.slippage(p);
+            self.close(instrument, Leg::Stop, price, now);
+        } else if target_hit {
+            let price = p.target;
+            self.close(instrument, Leg::Target, price, now);
+        }
+    }
+
+    /// Closes the position in `instrument` at the last close, with slippage.
+    pub fn flatten(&mut self, instrument: &str, now: Timestamp) {
+        let Some(p) = self.positions.get(instrument) else {
+            return;
+        };
+        let close = self.last_close.get(instrument).copied().unwrap_or(p.entry);
+        let price = close - p.sign() * self.slippage(p);
+        self.close(instrument, Leg::Flatten, price, now);
+    }
+
+    fn slippage(&self, p: &Position) -> f64 {
+        f64::from(self.config.slippage_ticks) * p.spec.tick_size
+    }
+
+    fn close(&mut self, instrument: &str, leg: Leg, price: f64, now: Timestamp) {
+        let Some(p) = self.positions.remove(instrument) else {
+            return;
+        };
+        let contracts = f64::from(p.contracts);
+        let commission = 2.0 * self.config.commission_per_contract * contracts;
+        let gross = p.sign() * (price - p.entry) / p.spec.tick_size * p.spec.tick_value * contracts;
+        self.events.push(PaperEvent::Fill(Fill {
+            id: p.id.clone(),
+            instrument: instrument.to_owned(),
+            leg,
+            direction: p.direction,
+            price,
+            contracts: p.contracts,
+            time: now.to_iso_millis(),
+        }));
+        self.events.push(PaperEvent::Closed(Trade {
+            set: self.set.clone(),
+            instrument: instrument.to_owned(),
+            date: p.date.clone(),
+            direction: p.direction,
+            tier: p.tier,
+            vix_policy: p.vix_policy,
+            contracts: p.contracts,
+            entry_time: p.entry_time.to_iso_millis(),
+            entry: p.entry,
+            exit_time: now.to_iso_millis(),
+            exit: price,
+            exit_reason: match leg {
+                Leg::Target => ExitReason::Target,
+                Leg::Stop => ExitReason::Stop,
+                Leg::Entry | Leg::Flatten => ExitReason::Flatten,
+            },
+            commission,
+            pnl: round_cents(gross - commission),
+            risk_dollars: p.risk_dollars,
+        }));
+    }
+}
+
+/// Dollar figures to the cent, so that sums print the same on every machine.
+fn round_cents(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+impl Execution for Paper {
+    fn mode(&self) -> ExecutionMode {
+        ExecutionMode::Paper
+    }
+
+    fn submit(
+        &mut self,
+        approved: Approved,
+        ctx: &OrderContext,
+    ) -> Result<Submitted, ExecutionError> {
+        let order = approved.into_order();
+        if self.positions.contains_key(&order.instrument) {
+            // Risk refuses an entry against an open position; this is the exchange's own guard.
+            return Err(ExecutionError::Refused(format!(
+                "paper: {} already has an open position",
+                order.instrument
+            )));
+        }
+        let id = format!("P{}", self.next_id);
+        self.next_id += 1;
+        let sign = if order.direction == Direction::Short {
+            -1.0
+        } else {
+            1.0
+        };
+        let slip = f64::from(self.config.slippage_ticks) * ctx.spec.tick_size;
+        let entry = order.entry + sign * slip;
+        self.events.push(PaperEvent::Fill(Fill {
+            id: id.clone(),
+            instrument: order.instrument.clone(),
+            leg: Leg::Entry,
+            direction: order.direction,
+            price: entry,
+            contracts: order.contracts,
+            time: ctx.now.to_iso_millis(),
+        }));
+        let entry_bar = self
+            .last_bar
+            .get(&order.instrument)
+            .copied()
+            .unwrap_or(ctx.now);
+        self.positions.insert(
+            order.instrument.clone(),
+            Position {
+                id: id.clone(),
+                instrument: order.instrument.clone(),
+                direction: order.direction,
+                contracts: order.contracts,
+                spec: ctx.spec,
+                entry,
+                entry_time: ctx.now,
+                stop: order.stop,
+                target: order.target,
+                risk_dollars: order.risk_dollars,
+                tier: ctx.tier,
+                vix_policy: ctx.vix_policy,
+                date: ctx.date.clone(),
+                entry_bar: entry_bar.max(ctx.bar_start),
+            },
+        );
+        Ok(Submitted::Sent {
+            target: format!("{id}-T"),
+            stop: format!("{id}-S"),
+            parent: id,
+        })
+    }
+
+    fn flatten_all(&mut self) -> Result<(), ExecutionError> {
+        let open: Vec<String> = self.positions.keys().cloned().collect();
+        // Without a clock here, the close is stamped with the last bar seen.
+        for instrument in open {
+            let at = self.last_bar.get(&instrument).copied().unwrap_or_default();
+            self.flatten(&instrument, at);
+        }
+        Ok(())
+    }
+}
+
+/// Brings `account` up to date with a paper event: entries count as trades of the day, closed
+/// trades add their result, the losing streak, the stop-out cooldown and the Kelly history.
+pub fn update_account(account: &mut Account, event: &PaperEvent, now: Timestamp) {
+    match event {
+        PaperEvent::Fill(f) if f.leg == Leg::Entry => {
+            let n = i64::from(f.contracts);
+            let signed = if f.direction == Direction::Short {
+                -n
+            } else {
+                n
+            };
+            account.record_entry(&f.instrument, signed);
+        }
+        PaperEvent::Fill(_) => {}
+        PaperEvent::Closed(t) => {
+            let signed = if t.direction == Direction::Short {
+                -i64::from(t.contracts)
+            } else {
+                i64::from(t.contracts)
+            };
+            let exit = match t.exit_reason {
+                ExitReason::Stop => Exit::Stop,
+                ExitReason::Target => Exit::Target,
+                ExitReason::Flatten => Exit::Other,
+            };
+            account.record_exit(&t.instrument, signed, t.pnl, exit, now);
+        }
+    }
+}
