@@ -359,3 +359,191 @@ pub fn update_account(account: &mut Account, event: &PaperEvent, now: Timestamp)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::risk::{KillState, MarketView, RiskGate, Verdict};
+    use crate::rules::Decision;
+    use crate::snapshot::{Source, SourceAge};
+
+    const ES: ContractSpec = ContractSpec {
+        tick_size: 0.25,
+        tick_value: 12.5,
+    };
+
+    /// Friday 2025-09-19 10:30 New York, and the bar that closed then.
+    fn t(minute: i64) -> Timestamp {
+        Timestamp::from_secs(1_758_292_200 + 60 * minute)
+    }
+
+    /// A GOOD decision approved by the reference risk limits at 6500.00, with no MenthorQ level:
+    /// a 7-tick stop and an 18-tick target (2.5 × 7 rounded up), 2 contracts
+    /// (floor(4 × 0.5 × 1.0)).
+    fn approved(direction: Direction) -> Approved {
+        let gate = RiskGate::new(Config::reference().risk.expect("[risk]"));
+        let decision = Decision {
+            score: 75.0,
+            direction,
+            tier: Tier::Good,
+            size_mult: 1.0,
+            components: BTreeMap::new(),
+            reasons: Vec::new(),
+            vetoes: Vec::new(),
+        };
+        let levels = BTreeMap::new();
+        let ages: Vec<SourceAge> = Source::ALL
+            .into_iter()
+            .map(|source| SourceAge {
+                source,
+                age_secs: Some(1.0),
+                stale: false,
+            })
+            .collect();
+        let market = MarketView {
+            instrument: "ES",
+            spec: ES,
+            price: Some(6500.0),
+            levels: &levels,
+            vix_policy: Some(VixPolicy::Normal),
+            ages: &ages,
+        };
+        match gate.check(
+            &decision,
+            &market,
+            &Account::default(),
+            KillState::Normal,
+            t(0),
+        ) {
+            Verdict::Approved(a) => a,
+            Verdict::Refused(r) => panic!("{r}"),
+        }
+    }
+
+    fn paper_with(direction: Direction) -> Paper {
+        let mut paper = Paper::new(
+            "live",
+            PaperConfig {
+                commission_per_contract: 2.25,
+                slippage_ticks: 1,
+            },
+        );
+        paper.on_bar("ES", t(-1), &bar(6500.0, 6500.0, 6500.0), t(0));
+        let ctx = OrderContext {
+            now: t(0),
+            bar_start: t(-1),
+            date: "20250919".into(),
+            tier: Tier::Good,
+            vix_policy: Some(VixPolicy::Normal),
+            spec: ES,
+        };
+        paper.submit(approved(direction), &ctx).unwrap();
+        paper
+    }
+
+    fn bar(high: f64, low: f64, close: f64) -> Bar {
+        Bar {
+            open: close,
+            high,
+            low,
+            close,
+            volume: 100.0,
+            bid_volume: 50.0,
+            ask_volume: 50.0,
+        }
+    }
+
+    fn closed(paper: &mut Paper) -> Vec<Trade> {
+        paper
+            .drain()
+            .into_iter()
+            .filter_map(|e| match e {
+                PaperEvent::Closed(t) => Some(t),
+                PaperEvent::Fill(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_long_reaches_its_target() {
+        // Entry: market at 6500.00 + 1 tick of slippage = 6500.25. Target 6500 + 18 ticks =
+        // 6504.50, filled at its limit. Gross (6504.50 − 6500.25) / 0.25 = 17 ticks × $12.50 ×
+        // 2 = $425; commission 2 fills × 2 contracts × $2.25 = $9; net $416.
+        let mut paper = paper_with(Direction::Long);
+        paper.on_bar("ES", t(0), &bar(6504.5, 6500.0, 6504.0), t(1));
+        let trades = closed(&mut paper);
+        assert_eq!(trades.len(), 1);
+        let trade = &trades[0];
+        assert_eq!(
+            (trade.entry, trade.exit, trade.exit_reason),
+            (6500.25, 6504.5, ExitReason::Target)
+        );
+        assert_eq!((trade.commission, trade.pnl), (9.0, 416.0));
+        assert_eq!(paper.position("ES"), 0);
+    }
+
+    #[test]
+    fn a_long_hits_its_stop_with_slippage() {
+        // Stop 6500 − 7 ticks = 6498.25, filled 1 tick worse at 6498.00. Gross (6498.00 −
+        // 6500.25) = −9 ticks × $12.50 × 2 = −$225; net −$234.
+        let mut paper = paper_with(Direction::Long);
+        paper.on_bar("ES", t(0), &bar(6500.5, 6498.25, 6498.5), t(1));
+        let trade = &closed(&mut paper)[0];
+        assert_eq!(
+            (trade.exit, trade.exit_reason, trade.pnl),
+            (6498.0, ExitReason::Stop, -234.0)
+        );
+        assert!((trade.r_multiple() - (-234.0 / 175.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_bar_that_reaches_both_takes_the_stop() {
+        let mut paper = paper_with(Direction::Short);
+        // Short: entry 6499.75 (slippage down), stop 6501.75, target 6495.50; this bar spans
+        // both: the stop fills, at 6502.00. Gross (6499.75 − 6502.00) = −9 ticks × 12.5 × 2.
+        paper.on_bar("ES", t(0), &bar(6502.0, 6495.0, 6497.0), t(1));
+        let trade = &closed(&mut paper)[0];
+        assert_eq!((trade.entry, trade.exit), (6499.75, 6502.0));
+        assert_eq!((trade.exit_reason, trade.pnl), (ExitReason::Stop, -234.0));
+    }
+
+    #[test]
+    fn the_entry_bar_itself_cannot_fill_the_exits_and_flatten_closes_at_the_last_close() {
+        let mut paper = paper_with(Direction::Long);
+        // The bar the decision was made on (start t(-1)) again: ignored for exits.
+        paper.on_bar("ES", t(-1), &bar(6510.0, 6490.0, 6500.0), t(0));
+        assert!(closed(&mut paper).is_empty());
+        paper.on_bar("ES", t(0), &bar(6502.0, 6499.0, 6501.0), t(1));
+        assert_eq!(paper.position("ES"), 2);
+        // Unrealized at 6501.00: 3 ticks × 12.5 × 2 = $75.
+        assert_eq!(paper.unrealized(), 75.0);
+        paper.flatten_all().unwrap();
+        let trade = &closed(&mut paper)[0];
+        // Market exit 1 tick under the close: 6500.75; 2 ticks × 12.5 × 2 − 9 = $41.
+        assert_eq!(
+            (trade.exit, trade.exit_reason, trade.pnl),
+            (6500.75, ExitReason::Flatten, 41.0)
+        );
+    }
+
+    #[test]
+    fn the_account_follows_entries_and_exits() {
+        let mut paper = paper_with(Direction::Long);
+        let mut account = Account::default();
+        paper.on_bar("ES", t(0), &bar(6500.5, 6498.0, 6498.5), t(1));
+        for event in paper.drain() {
+            update_account(&mut account, &event, t(1));
+        }
+        assert_eq!(account.trades_today, 1);
+        assert_eq!(account.position("ES"), 0);
+        assert_eq!(
+            (account.realized_pnl, account.consecutive_losses),
+            (-234.0, 1)
+        );
+        assert_eq!(account.last_stop_out_at, Some(t(1)));
+        assert_eq!(account.closed_results, vec![-234.0]);
+    }
+}

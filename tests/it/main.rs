@@ -2,6 +2,7 @@
 //!
 //! Fixtures and golden files live in `tests/data/`; `MIA_BLESS=1` rewrites the golden files.
 
+mod backtest;
 mod check_rules;
 mod cli;
 mod crash;

@@ -124,10 +124,17 @@ fn replay_journals_are_byte_identical_across_runs() {
     }
     assert_eq!(
         runs[0].keys().collect::<Vec<_>>(),
-        ["decisions_20250919.jsonl", "orders_20250919.jsonl", "trades_20250919.jsonl"]
+        [
+            "decisions_20250919.jsonl",
+            "orders_20250919.jsonl",
+            "trades_20250919.jsonl"
+        ]
     );
     for (name, bytes) in &runs[0] {
-        assert!(runs[1][name] == *bytes, "{name} differs between two replays");
+        assert!(
+            runs[1][name] == *bytes,
+            "{name} differs between two replays"
+        );
     }
     let text = String::from_utf8(runs[0]["decisions_20250919.jsonl"].clone()).unwrap();
     let count = |set: &str| {

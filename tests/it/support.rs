@@ -412,3 +412,10 @@ pub(crate) fn simulate_session(data: &Path, minutes: u32, seed: u64, quirks: boo
     let ran = TestCommand::new(args).run();
     assert_eq!(ran.code, Some(0), "{ran:?}");
 }
+
+/// The reference config (`config/mia.toml`) with one line replaced.
+pub(crate) fn reference_config_with(line: &str, replacement: &str) -> String {
+    let text = mia::config::REFERENCE;
+    assert!(text.contains(line), "the reference config has no `{line}`");
+    text.replacen(line, replacement, 1)
+}
