@@ -112,7 +112,8 @@ pub struct Paper {
     set: String,
     config: PaperConfig,
     next_id: u64,
-    positions: BTreeMap<String, Position>,
+    /// Open brackets by id (`P1`, `P2`, …; ids sort in opening order).
+    positions: BTreeMap<u64, Position>,
     last_close: BTreeMap<String, f64>,
     /// Start of the last completed bar seen, per instrument.
     last_bar: BTreeMap<String, Timestamp>,
@@ -140,14 +141,18 @@ impl Paper {
 
     /// Signed open contracts in `instrument`.
     pub fn position(&self, instrument: &str) -> i64 {
-        self.positions.get(instrument).map_or(0, |p| {
-            let n = i64::from(p.contracts);
-            if p.direction == Direction::Short {
-                -n
-            } else {
-                n
-            }
-        })
+        self.positions
+            .values()
+            .filter(|p| p.instrument == instrument)
+            .map(|p| {
+                let n = i64::from(p.contracts);
+                if p.direction == Direction::Short {
+                    -n
+                } else {
+                    n
+                }
+            })
+            .sum()
     }
 
     /// Unrealized P&L of the open positions at the last closes, in dollars.
@@ -172,45 +177,53 @@ impl Paper {
     pub fn on_bar(&mut self, instrument: &str, start: Timestamp, bar: &Bar, now: Timestamp) {
         self.last_close.insert(instrument.to_owned(), bar.close);
         self.last_bar.insert(instrument.to_owned(), start);
-        let Some(p) = self.positions.get(instrument) else {
-            return;
-        };
-        if start <= p.entry_bar {
-            return;
+        let mut exits = Vec::new();
+        for (id, p) in &self.positions {
+            if p.instrument != instrument || start <= p.entry_bar {
+                continue;
+            }
+            let (stop_hit, target_hit) = if p.direction == Direction::Short {
+                (bar.high >= p.stop, bar.low <= p.target)
+            } else {
+                (bar.low <= p.stop, bar.high >= p.target)
+            };
+            // Both in one bar: the stop, because the order inside the bar is unknown.
+            if stop_hit {
+                exits.push((*id, Leg::Stop, p.stop - p.sign() * self.slippage(p)));
+            } else if target_hit {
+                exits.push((*id, Leg::Target, p.target));
+            }
         }
-        let (stop_hit, target_hit) = if p.direction == Direction::Short {
-            (bar.high >= p.stop, bar.low <= p.target)
-        } else {
-            (bar.low <= p.stop, bar.high >= p.target)
-        };
-        // Both in one bar: the stop, because the order inside the bar is unknown.
-        if stop_hit {
-            let price = p.stop - p.sign() * self.slippage(p);
-            self.close(instrument, Leg::Stop, price, now);
-        } else if target_hit {
-            let price = p.target;
-            self.close(instrument, Leg::Target, price, now);
+        for (id, leg, price) in exits {
+            self.close(id, leg, price, now);
         }
     }
 
-    /// Closes the position in `instrument` at the last close, with slippage.
+    /// Closes every bracket of `instrument` at the last close, with slippage.
     pub fn flatten(&mut self, instrument: &str, now: Timestamp) {
-        let Some(p) = self.positions.get(instrument) else {
-            return;
-        };
-        let close = self.last_close.get(instrument).copied().unwrap_or(p.entry);
-        let price = close - p.sign() * self.slippage(p);
-        self.close(instrument, Leg::Flatten, price, now);
+        let open: Vec<(u64, f64)> = self
+            .positions
+            .iter()
+            .filter(|(_, p)| p.instrument == instrument)
+            .map(|(id, p)| {
+                let close = self.last_close.get(instrument).copied().unwrap_or(p.entry);
+                (*id, close - p.sign() * self.slippage(p))
+            })
+            .collect();
+        for (id, price) in open {
+            self.close(id, Leg::Flatten, price, now);
+        }
     }
 
     fn slippage(&self, p: &Position) -> f64 {
         f64::from(self.config.slippage_ticks) * p.spec.tick_size
     }
 
-    fn close(&mut self, instrument: &str, leg: Leg, price: f64, now: Timestamp) {
-        let Some(p) = self.positions.remove(instrument) else {
+    fn close(&mut self, id: u64, leg: Leg, price: f64, now: Timestamp) {
+        let Some(p) = self.positions.remove(&id) else {
             return;
         };
+        let instrument = p.instrument.as_str();
         let contracts = f64::from(p.contracts);
         let commission = 2.0 * self.config.commission_per_contract * contracts;
         let gross = p.sign() * (price - p.entry) / p.spec.tick_size * p.spec.tick_value * contracts;
@@ -263,14 +276,8 @@ impl Execution for Paper {
         ctx: &OrderContext,
     ) -> Result<Submitted, ExecutionError> {
         let order = approved.into_order();
-        if self.positions.contains_key(&order.instrument) {
-            // Risk refuses an entry against an open position; this is the exchange's own guard.
-            return Err(ExecutionError::Refused(format!(
-                "paper: {} already has an open position",
-                order.instrument
-            )));
-        }
-        let id = format!("P{}", self.next_id);
+        let number = self.next_id;
+        let id = format!("P{number}");
         self.next_id += 1;
         let sign = if order.direction == Direction::Short {
             -1.0
@@ -294,7 +301,7 @@ impl Execution for Paper {
             .copied()
             .unwrap_or(ctx.now);
         self.positions.insert(
-            order.instrument.clone(),
+            number,
             Position {
                 id: id.clone(),
                 instrument: order.instrument.clone(),
@@ -320,7 +327,11 @@ impl Execution for Paper {
     }
 
     fn flatten_all(&mut self) -> Result<(), ExecutionError> {
-        let open: Vec<String> = self.positions.keys().cloned().collect();
+        let open: std::collections::BTreeSet<String> = self
+            .positions
+            .values()
+            .map(|p| p.instrument.clone())
+            .collect();
         // Without a clock here, the close is stamped with the last bar seen.
         for instrument in open {
             let at = self.last_bar.get(&instrument).copied().unwrap_or_default();
