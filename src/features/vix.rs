@@ -13,7 +13,9 @@ const MOVE_SLACK: f64 = 1e-9;
 /// product.md §5 decides these cut-offs; the 20/30 "runtime policy" of strategy-facts.md §9 #7
 /// is not used. The thresholds equal those of [`crate::snapshot::VixRegime`], which has no
 /// hysteresis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum VixPolicy {
     /// VIX below 15.
