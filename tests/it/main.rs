@@ -15,5 +15,6 @@ mod quirks;
 mod reload;
 mod risk;
 mod rules;
+mod shadow;
 mod simulated;
 mod support;
