@@ -13,6 +13,7 @@ mod journal;
 mod props;
 mod quirks;
 mod reload;
+mod report;
 mod risk;
 mod rules;
 mod shadow;
