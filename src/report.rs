@@ -301,6 +301,9 @@ fn confusion_table<K: Ord + Copy>(
     html.push_str("</table>\n");
 }
 
+/// One line of a chart: its legend name, colour and points.
+type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
 type ChartResult = Result<(), DrawingAreaErrorKind<std::io::Error>>;
 
 /// Draws one chart into an SVG string and appends it; a chart that cannot be drawn leaves a
@@ -402,7 +405,7 @@ fn line_chart(
     caption: &str,
     y_desc: &str,
     is_time: bool,
-    series: &[(&str, RGBColor, Vec<(f64, f64)>)],
+    series: &[Series<'_>],
 ) -> ChartResult {
     let x_range = padded(series.iter().flat_map(|s| s.2.iter().map(|p| p.0)), false);
     let y_range = padded(series.iter().flat_map(|s| s.2.iter().map(|p| p.1)), true);
@@ -448,7 +451,7 @@ fn equity_chart(
 ) -> ChartResult {
     let equity: Vec<&[EquityPoint]> = curves.iter().map(|c| c.2).collect();
     let (is_time, points) = curve_points(&equity, |p| p.equity);
-    let series: Vec<(&str, RGBColor, Vec<(f64, f64)>)> = curves
+    let series: Vec<Series<'_>> = curves
         .iter()
         .zip(points)
         .map(|((name, color, _), points)| (*name, *color, points))
