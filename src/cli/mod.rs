@@ -6,6 +6,7 @@ mod config_cmd;
 mod dtc_sim;
 mod kill_switch;
 mod replay;
+mod shadow_report;
 mod simulate;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +53,8 @@ enum Command {
     Replay(replay::Args),
     /// Check rule folders (every file, the set, its tests); for people and for CI.
     CheckRules(check_rules::Args),
+    /// Compare the shadow rule set with the live set over a replay's journals.
+    ShadowReport(shadow_report::Args),
     /// Write a realistic simulated Sierra session (files as the dumpers write them).
     Simulate(simulate::Args),
     /// Run a DTC server that behaves like Sierra Chart's trade simulation service.
@@ -83,6 +86,7 @@ pub(crate) fn main() -> ExitCode {
         }
         Command::Simulate(args) => simulate::run(args),
         Command::CheckRules(args) => check_rules::run(args),
+        Command::ShadowReport(args) => shadow_report::run(args),
         Command::DtcSim(args) => dtc_sim::run(args),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref()),
         Command::KillSwitch(args) => kill_switch::run(args, cli.config.as_deref()),
