@@ -212,8 +212,10 @@ impl Stats {
         let n = trades.len();
         let wins: Vec<f64> = trades.iter().map(|t| t.pnl).filter(|p| *p > 0.0).collect();
         let losses: Vec<f64> = trades.iter().map(|t| t.pnl).filter(|p| *p < 0.0).collect();
-        let gross_profit: f64 = wins.iter().sum();
-        let gross_loss: f64 = losses.iter().sum();
+        // An empty float sum is -0.0; adding 0.0 makes it 0.0, so a profit factor with no win
+        // is 0, not -0.
+        let gross_profit: f64 = wins.iter().sum::<f64>() + 0.0;
+        let gross_loss: f64 = losses.iter().sum::<f64>() + 0.0;
         let net_pnl: f64 = trades.iter().map(|t| t.pnl).sum();
         let mut daily: BTreeMap<&str, f64> = days.iter().map(|d| (*d, 0.0)).collect();
         for trade in trades {
@@ -294,7 +296,8 @@ pub fn fmt_rate(rate: Option<f64>) -> String {
 
 /// A plain figure (profit factor, R, Sharpe) with two decimals, or `—` when undefined.
 pub fn fmt_ratio(value: Option<f64>) -> String {
-    value.map_or_else(|| "—".to_owned(), |v| format!("{v:.2}"))
+    // `+ 0.0` turns a -0.0 into 0.0, which would otherwise print as `-0.00`.
+    value.map_or_else(|| "—".to_owned(), |v| format!("{:.2}", v + 0.0))
 }
 
 /// Optional dollars (an average win or loss, the expectancy), or `—` when undefined.
@@ -304,6 +307,14 @@ pub fn fmt_money_opt(dollars: Option<f64>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn negative_zero_never_prints() {
+        assert_eq!(fmt_ratio(Some(-0.0)), "0.00");
+        assert_eq!(fmt_money(-0.0), "0.00");
+        let stats = Performance::from_trades(&[]).overall;
+        assert_eq!(stats.gross_profit.to_bits(), 0.0f64.to_bits());
+    }
+
     use super::*;
 
     /// A trade of `set` "live" on ES with the figures that matter here.

@@ -43,6 +43,7 @@ use crate::perf::Trade;
 use crate::risk::{Account, KillState, MarketView, RiskGate, Verdict};
 use crate::rules::input::market_input;
 use crate::rules::{Decision, Direction, RuleError, RuleHost, RuleInput, RuleSet, Tier};
+use crate::shadow::{Call, DecisionRecord, RuleSetRole};
 use crate::snapshot::{MarketSnapshot, SnapshotStore};
 
 /// Why a replay could not run.
@@ -119,6 +120,8 @@ pub struct SetSummary {
     pub risk: BTreeMap<String, u64>,
     /// Closed paper trades, in order.
     pub trades: Vec<Trade>,
+    /// Every decision, as the shadow comparison reads them.
+    pub records: Vec<DecisionRecord>,
 }
 
 /// One line of `decisions_YYYYMMDD.jsonl`.
@@ -498,6 +501,20 @@ impl SetRun {
             risk: verdict.as_ref(),
         };
         journal.append_json(&format!("decisions_{}.jsonl", p.date), &line)?;
+        self.summary.records.push(DecisionRecord {
+            ts: line.ts.clone(),
+            instrument: p.instrument.to_owned(),
+            set: if self.summary.name == "shadow" {
+                RuleSetRole::Shadow
+            } else {
+                RuleSetRole::Live
+            },
+            rules: self.set.hash.clone(),
+            outcome: match (decision, &line.error) {
+                (Some(d), _) => Ok(Call::from(d)),
+                (None, e) => Err(e.clone().unwrap_or_default()),
+            },
+        });
 
         if let (Some(Verdict::Approved(approved)), Some(d)) = (verdict, decision) {
             let order = approved.order().clone();

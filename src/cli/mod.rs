@@ -153,6 +153,24 @@ pub(crate) fn load_config(explicit: Option<&Path>) -> anyhow::Result<Config> {
     }
 }
 
+/// A table in mia's style with this header.
+pub(crate) fn table(header: Vec<String>) -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_header(header);
+    table
+}
+
+/// Right-aligns the columns of `table` from `from` on (numbers).
+pub(crate) fn align_right(table: &mut comfy_table::Table, from: usize) {
+    for idx in from..table.column_count() {
+        if let Some(col) = table.column_mut(idx) {
+            col.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+}
+
 /// Returns a flag set by Ctrl-C, so long commands stop cleanly and flush their journals.
 pub(crate) fn stop_flag() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));

@@ -5,10 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use chrono::NaiveDate;
-use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::Table;
 use indicatif::{ProgressBar, ProgressStyle};
 use mia::clock::Stopwatch;
 use mia::config::Config;
+use mia::perf::{
+    Performance, Stats, fmt_money, fmt_money_opt, fmt_rate, fmt_ratio, vix_group_name,
+};
 use mia::replay::{self, ReplayOptions, SetSummary};
 use mia::rules::{Direction, Tier};
 
@@ -50,6 +53,10 @@ pub(crate) struct Args {
     /// Also journal each evaluation's time in µs (journals then differ between runs).
     #[arg(long)]
     timings: bool,
+    /// Write a self-contained HTML report (equity curve, drawdown, results by tier and VIX
+    /// policy, the shadow comparison) to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 pub(crate) fn run(config: &Config, args: Args) -> anyhow::Result<Status> {
@@ -104,18 +111,83 @@ pub(crate) fn run(config: &Config, args: Args) -> anyhow::Result<Status> {
         };
         print_set(&mut out, set, &dir.display().to_string())?;
     }
+    let live = summary.sets.iter().find(|s| s.name == "live");
+    let shadow = summary.sets.iter().find(|s| s.name == "shadow");
+    let comparison = shadow.zip(live).map(|(shadow, live)| {
+        let records: Vec<_> = live
+            .records
+            .iter()
+            .chain(&shadow.records)
+            .cloned()
+            .collect();
+        let trades: Vec<_> = live.trades.iter().chain(&shadow.trades).cloned().collect();
+        mia::shadow::compare(&records, &trades, 10)
+    });
+    if let Some(c) = &comparison {
+        writeln!(out, "\n== shadow comparison")?;
+        super::shadow_report::human(&mut out, c)?;
+    }
+    if let (Some(path), Some(live)) = (&args.report, live) {
+        let html = mia::report::render(&mia::report::ReportInput {
+            title: &format!("mia replay of {}", args.data.display()),
+            live: &live.trades,
+            shadow: shadow.map(|s| s.trades.as_slice()),
+            comparison: comparison.as_ref(),
+        });
+        std::fs::write(path, html)
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+        writeln!(out, "report: {}", path.display())?;
+    }
     for journal in &summary.journals {
         writeln!(out, "journal: {}", journal.display())?;
     }
     Ok(Status::Ok)
 }
 
-fn right_align(table: &mut Table, from: usize) {
-    for idx in from..table.column_count() {
-        if let Some(col) = table.column_mut(idx) {
-            col.set_cell_alignment(CellAlignment::Right);
-        }
+/// Performance of a set's paper trades: overall, then by tier, VIX policy and direction.
+fn performance(trades: &[mia::perf::Trade]) -> Table {
+    let p = Performance::from_trades(trades);
+    let header = [
+        "group",
+        "trades",
+        "win rate",
+        "profit factor",
+        "avg win",
+        "avg loss",
+        "expectancy",
+        "avg R",
+        "net P&L",
+        "max drawdown",
+        "daily Sharpe",
+    ];
+    let mut table = super::table(header.iter().map(|h| (*h).to_owned()).collect());
+    let mut row = |name: String, s: &Stats| {
+        table.add_row(vec![
+            name,
+            s.trades.to_string(),
+            fmt_rate(s.win_rate),
+            fmt_ratio(s.profit_factor),
+            fmt_money_opt(s.avg_win),
+            fmt_money_opt(s.avg_loss),
+            fmt_money_opt(s.expectancy),
+            fmt_ratio(s.avg_r),
+            fmt_money(s.net_pnl),
+            fmt_money(s.max_drawdown),
+            fmt_ratio(s.daily_sharpe),
+        ]);
+    };
+    row("all".to_owned(), &p.overall);
+    for (tier, s) in &p.by_tier {
+        row(tier.as_str().to_owned(), s);
     }
+    for (policy, s) in &p.by_vix_policy {
+        row(format!("VIX {}", vix_group_name(*policy)), s);
+    }
+    for (direction, s) in &p.by_direction {
+        row(direction.as_str().to_owned(), s);
+    }
+    super::align_right(&mut table, 1);
+    table
 }
 
 fn print_set(out: &mut impl Write, set: &SetSummary, dir: &str) -> std::io::Result<()> {
@@ -126,10 +198,12 @@ fn print_set(out: &mut impl Write, set: &SetSummary, dir: &str) -> std::io::Resu
         &set.rules_hash[..12.min(set.rules_hash.len())],
         set.rule_errors
     )?;
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_header(vec!["tier", "long", "short", "flat", "all"]);
+    let mut table = super::table(
+        ["tier", "long", "short", "flat", "all"]
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect(),
+    );
     for tier in Tier::ALL {
         let count = |d: Direction| set.decisions.get(&(tier, d)).copied().unwrap_or(0);
         let (l, s, f) = (
@@ -145,7 +219,7 @@ fn print_set(out: &mut impl Write, set: &SetSummary, dir: &str) -> std::io::Resu
             (l + s + f).to_string(),
         ]);
     }
-    right_align(&mut table, 1);
+    super::align_right(&mut table, 1);
     writeln!(out, "decisions:\n{table}")?;
     for (title, header, counts) in [
         ("vetoes by hard rule", "veto", &set.vetoes),
@@ -154,25 +228,14 @@ fn print_set(out: &mut impl Write, set: &SetSummary, dir: &str) -> std::io::Resu
         if counts.is_empty() {
             continue;
         }
-        let mut table = Table::new();
-        table
-            .load_preset(UTF8_FULL_CONDENSED)
-            .set_header(vec![header, "decisions"]);
+        let mut table = super::table(vec![header.to_owned(), "decisions".to_owned()]);
         for (name, n) in counts {
             table.add_row(vec![name.clone(), n.to_string()]);
         }
-        right_align(&mut table, 1);
+        super::align_right(&mut table, 1);
         writeln!(out, "{title}:\n{table}")?;
     }
-    let wins = set.trades.iter().filter(|t| t.pnl > 0.0).count();
-    let net: f64 = set.trades.iter().map(|t| t.pnl).sum();
-    writeln!(
-        out,
-        "paper trades: {}, {} won, net {:.2} $",
-        set.trades.len(),
-        wins,
-        net
-    )?;
+    writeln!(out, "paper trades:\n{}", performance(&set.trades))?;
     if !set.errors.is_empty() {
         writeln!(out, "rule errors:")?;
         for (message, n) in set.errors.iter().take(10) {

@@ -3,12 +3,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::Table;
 use mia::perf::{fmt_money, fmt_money_opt, fmt_rate, fmt_ratio};
 use mia::rules::{Direction, Tier};
 use mia::shadow::{self, Confusion, SetResult, ShadowComparison};
 
-use super::Status;
+use super::{Status, align_right, table};
 
 /// Compare the shadow rule set with the live set over a replay's journals.
 ///
@@ -54,7 +54,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<Status> {
     Ok(Status::Ok)
 }
 
-fn human(out: &mut impl Write, c: &ShadowComparison) -> anyhow::Result<()> {
+pub(crate) fn human(out: &mut impl Write, c: &ShadowComparison) -> anyhow::Result<()> {
     writeln!(
         out,
         "live rules {}, shadow rules {}",
@@ -106,21 +106,6 @@ fn human(out: &mut impl Write, c: &ShadowComparison) -> anyhow::Result<()> {
 /// The first 12 characters of a rule set hash, as `mia replay` prints it.
 fn short_hash(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
-}
-
-fn table(header: Vec<String>) -> Table {
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(header);
-    table
-}
-
-fn align_right(table: &mut Table, from: usize) {
-    let n = table.column_count();
-    for idx in from..n {
-        if let Some(col) = table.column_mut(idx) {
-            col.set_cell_alignment(CellAlignment::Right);
-        }
-    }
 }
 
 fn confusion<K: Ord + Copy>(

@@ -211,3 +211,36 @@ fn the_daily_loss_limit_halts_entries() {
         longs[1]
     );
 }
+
+#[test]
+fn replay_with_a_shadow_set_prints_the_shadow_report_and_writes_the_html_report() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    crate::support::simulate_session(&data, 60, 1, false);
+    let out = dir.path().join("out");
+    let report = dir.path().join("report.html");
+    let ran = TestCommand::new([
+        "replay",
+        data.to_str().unwrap(),
+        "--shadow",
+        "examples/rules",
+        "--out",
+        out.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ])
+    .run();
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
+    // The comparison replay prints is the one `mia shadow-report` reads back from the journals.
+    let printed = ran
+        .stdout
+        .split("== shadow comparison\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\nreport: ").next())
+        .expect("a shadow comparison section");
+    let from_journals = TestCommand::new(["shadow-report", out.to_str().unwrap()]).run();
+    assert_eq!(from_journals.code, Some(0), "{}", from_journals.stderr);
+    pretty_assertions::assert_eq!(printed.trim_end(), from_journals.stdout.trim_end());
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("<svg") && !html.contains("https://"));
+}
