@@ -213,6 +213,114 @@ fn the_daily_loss_limit_halts_entries() {
 }
 
 #[test]
+fn a_shadow_set_with_known_differences() {
+    // Live goes long on bar 10:05 only; shadow on 10:05 and 10:08. Bars 10:00 to 10:09 plus
+    // the three flat ones after: 12 completed bars are evaluated by each set (the last bar of
+    // the data never completes). Every pair agrees except 10:08: live flat NO_TRADE 50, shadow
+    // long GOOD 75.
+    let dir = tmp();
+    let data = dir.path().join("data");
+    let (live, shadow, out) = (
+        dir.path().join("live"),
+        dir.path().join("shadow"),
+        dir.path().join("out"),
+    );
+    session(&data, &[(9, 6500.0, 6500.0, 6500.0, 6500.0)]);
+    rules(&live, &[5], &[]);
+    rules(&shadow, &[5, 8], &[]);
+    let ran = TestCommand::new([
+        "replay",
+        data.to_str().unwrap(),
+        "--rules",
+        live.to_str().unwrap(),
+        "--shadow",
+        shadow.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .run();
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
+    let report =
+        TestCommand::new(["shadow-report", out.to_str().unwrap(), "--format", "json"]).run();
+    assert_eq!(report.code, Some(0), "{}", report.stderr);
+    let c: Value = serde_json::from_str(&report.stdout).unwrap();
+    assert_eq!(
+        (&c["pairs"], &c["agreements"], &c["unpaired"]),
+        (&Value::from(12), &Value::from(11), &Value::from(0))
+    );
+    assert_eq!(c["direction_confusion"]["flat"]["long"], 1);
+    assert_eq!(c["tier_confusion"]["NO_TRADE"]["GOOD"], 1);
+    assert_eq!(c["divergences"].as_array().unwrap().len(), 1);
+    let d = &c["divergences"][0];
+    assert_eq!(d["ts"], "2025-09-19T14:09:00.000Z");
+    assert_eq!(
+        (&d["live"]["direction"], &d["shadow"]["direction"]),
+        (&Value::from("flat"), &Value::from("long"))
+    );
+    assert_eq!(c["score"]["largest"]["diff"], 25.0);
+    // Each set trades its own longs on its own paper account: live once, shadow twice.
+    assert_eq!(
+        (
+            &c["live"]["stats"]["trades"],
+            &c["shadow"]["stats"]["trades"]
+        ),
+        (&Value::from(1), &Value::from(2))
+    );
+}
+
+#[test]
+fn from_and_to_select_trading_days() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    for day in ["20250918", "20250919"] {
+        let ran = TestCommand::new([
+            "simulate",
+            "--out",
+            data.to_str().unwrap(),
+            "--day",
+            day,
+            "--minutes",
+            "10",
+            "--layout",
+            "flat",
+        ])
+        .run();
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    }
+    let out = dir.path().join("out");
+    let ran = TestCommand::new([
+        "replay",
+        data.to_str().unwrap(),
+        "--from",
+        "2025-09-19",
+        "--to",
+        "2025-09-19",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .run();
+    assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("decisions_"))
+        .collect();
+    assert_eq!(names, ["decisions_20250919.jsonl"]);
+    let bad = TestCommand::new([
+        "replay",
+        data.to_str().unwrap(),
+        "--from",
+        "2025-09-20",
+        "--to",
+        "2025-09-19",
+    ])
+    .run();
+    assert_eq!(bad.code, Some(2));
+    assert!(bad.stderr.contains("is after"), "{}", bad.stderr);
+}
+
+#[test]
 fn replay_with_a_shadow_set_prints_the_shadow_report_and_writes_the_html_report() {
     let dir = tmp();
     let data = dir.path().join("data");
