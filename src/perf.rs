@@ -289,6 +289,43 @@ pub fn fmt_money(dollars: f64) -> String {
     format!("{dollars:.2}")
 }
 
+/// The column names of [`Stats::cells`], in order.
+pub const STATS_COLUMNS: [&str; 12] = [
+    "trades",
+    "wins",
+    "losses",
+    "win rate",
+    "net P&L",
+    "profit factor",
+    "avg win",
+    "avg loss",
+    "expectancy",
+    "avg R",
+    "max drawdown",
+    "daily Sharpe",
+];
+
+impl Stats {
+    /// The figures formatted as every table of mia prints them (terminal and HTML alike), in
+    /// the order of [`STATS_COLUMNS`].
+    pub fn cells(&self) -> [String; 12] {
+        [
+            self.trades.to_string(),
+            self.wins.to_string(),
+            self.losses.to_string(),
+            fmt_rate(self.win_rate),
+            fmt_money(self.net_pnl),
+            fmt_ratio(self.profit_factor),
+            fmt_money_opt(self.avg_win),
+            fmt_money_opt(self.avg_loss),
+            fmt_money_opt(self.expectancy),
+            fmt_ratio(self.avg_r),
+            fmt_money(self.max_drawdown),
+            fmt_ratio(self.daily_sharpe),
+        ]
+    }
+}
+
 /// A rate of 0 to 1 as a percentage with one decimal (`62.5%`), or `—` when undefined.
 pub fn fmt_rate(rate: Option<f64>) -> String {
     rate.map_or_else(|| "—".to_owned(), |r| format!("{:.1}%", r * 100.0))

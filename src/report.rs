@@ -15,9 +15,7 @@ use std::fmt::Write as _;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::perf::{
-    self, EquityPoint, Performance, Stats, Trade, fmt_money, fmt_money_opt, fmt_rate, fmt_ratio,
-};
+use crate::perf::{self, EquityPoint, Performance, STATS_COLUMNS, Stats, Trade, fmt_rate};
 use crate::rules::{Direction, Tier};
 use crate::shadow::{Confusion, ShadowComparison};
 
@@ -115,49 +113,15 @@ fn summary_section(html: &mut String, live: &Performance, shadow: Option<&Perfor
     stats_table(html, "Summary", &rows);
 }
 
-const STATS_HEADER: [&str; 13] = [
-    "trades",
-    "wins",
-    "losses",
-    "win rate",
-    "net P&L",
-    "profit factor",
-    "avg win",
-    "avg loss",
-    "expectancy",
-    "avg R",
-    "max drawdown",
-    "daily Sharpe",
-    "",
-];
-
-/// The figures of one group, formatted as every table of mia prints them.
-fn stats_cells(s: &Stats) -> [String; 12] {
-    [
-        s.trades.to_string(),
-        s.wins.to_string(),
-        s.losses.to_string(),
-        fmt_rate(s.win_rate),
-        fmt_money(s.net_pnl),
-        fmt_ratio(s.profit_factor),
-        fmt_money_opt(s.avg_win),
-        fmt_money_opt(s.avg_loss),
-        fmt_money_opt(s.expectancy),
-        fmt_ratio(s.avg_r),
-        fmt_money(s.max_drawdown),
-        fmt_ratio(s.daily_sharpe),
-    ]
-}
-
 fn stats_table(html: &mut String, heading: &str, rows: &[(String, &Stats)]) {
     let _ = write!(html, "<h2>{}</h2>\n<table>\n<tr><th></th>", escape(heading));
-    for name in &STATS_HEADER[..12] {
+    for name in STATS_COLUMNS {
         let _ = write!(html, "<th>{name}</th>");
     }
     html.push_str("</tr>\n");
     for (name, stats) in rows {
         let _ = write!(html, "<tr><th>{}</th>", escape(name));
-        for cell in stats_cells(stats) {
+        for cell in stats.cells() {
             let _ = write!(html, "<td class=\"n\">{}</td>", escape(&cell));
         }
         html.push_str("</tr>\n");

@@ -9,9 +9,7 @@ use comfy_table::Table;
 use indicatif::{ProgressBar, ProgressStyle};
 use mia::clock::Stopwatch;
 use mia::config::Config;
-use mia::perf::{
-    Performance, Stats, fmt_money, fmt_money_opt, fmt_rate, fmt_ratio, vix_group_name,
-};
+use mia::perf::{Performance, STATS_COLUMNS, Stats, vix_group_name};
 use mia::replay::{self, ReplayOptions, SetSummary};
 use mia::rules::{Direction, Tier};
 
@@ -147,34 +145,13 @@ pub(crate) fn run(config: &Config, args: Args) -> anyhow::Result<Status> {
 /// Performance of a set's paper trades: overall, then by tier, VIX policy and direction.
 fn performance(trades: &[mia::perf::Trade]) -> Table {
     let p = Performance::from_trades(trades);
-    let header = [
-        "group",
-        "trades",
-        "win rate",
-        "profit factor",
-        "avg win",
-        "avg loss",
-        "expectancy",
-        "avg R",
-        "net P&L",
-        "max drawdown",
-        "daily Sharpe",
-    ];
-    let mut table = super::table(header.iter().map(|h| (*h).to_owned()).collect());
+    let header = std::iter::once("group")
+        .chain(STATS_COLUMNS)
+        .map(str::to_owned)
+        .collect();
+    let mut table = super::table(header);
     let mut row = |name: String, s: &Stats| {
-        table.add_row(vec![
-            name,
-            s.trades.to_string(),
-            fmt_rate(s.win_rate),
-            fmt_ratio(s.profit_factor),
-            fmt_money_opt(s.avg_win),
-            fmt_money_opt(s.avg_loss),
-            fmt_money_opt(s.expectancy),
-            fmt_ratio(s.avg_r),
-            fmt_money(s.net_pnl),
-            fmt_money(s.max_drawdown),
-            fmt_ratio(s.daily_sharpe),
-        ]);
+        table.add_row(std::iter::once(name).chain(s.cells()).collect::<Vec<_>>());
     };
     row("all".to_owned(), &p.overall);
     for (tier, s) in &p.by_tier {
