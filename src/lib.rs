@@ -48,6 +48,7 @@
 pub mod clock;
 pub mod config;
 pub mod dtc;
+pub mod engine;
 pub mod execution;
 pub mod features;
 pub mod ingest;
