@@ -1,5 +1,6 @@
-//! The per-set stage of the pipeline, shared by `mia run` and `mia replay`: at each completed
-//! one-minute bar, a rule set's exits, decision, risk verdict and entry, journaled.
+//! The per-set stage of the pipeline, shared by `mia replay` and the live runner `mia run`
+//! (issue 8): at each completed one-minute bar, a rule set's exits, decision, risk verdict and
+//! entry, journaled.
 //!
 //! A `Point` is what every set sees at one evaluation (snapshot, features, `s`), so the live
 //! and shadow sets decide on exactly the same input; a `SetRun` is one set with its own
