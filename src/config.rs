@@ -397,9 +397,7 @@ struct Reporter<'s> {
 
 impl Reporter<'_> {
     fn issue(&mut self, key: &str, span: std::ops::Range<usize>, message: impl Into<String>) {
-        let before = &self.text[..span.start.min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        let (line, column) = line_column(self.text, span.start);
         self.issues.push(ConfigIssue {
             key: key.to_owned(),
             line,
@@ -407,6 +405,14 @@ impl Reporter<'_> {
             message: message.into(),
         });
     }
+}
+
+/// 1-based line and column (in characters) of a byte offset of a TOML text, for messages.
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[start..].chars().count() + 1)
 }
 
 struct Section<'t, 'i> {

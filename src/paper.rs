@@ -115,8 +115,8 @@ pub struct Paper {
     /// Open brackets by id (`P1`, `P2`, …; ids sort in opening order).
     positions: BTreeMap<u64, Position>,
     last_close: BTreeMap<String, f64>,
-    /// Start of the last completed bar seen, per instrument.
-    last_bar: BTreeMap<String, Timestamp>,
+    /// The latest time the exchange was told (bars and orders): when `flatten_all` closes.
+    now: Timestamp,
     events: Vec<PaperEvent>,
 }
 
@@ -129,7 +129,7 @@ impl Paper {
             next_id: 1,
             positions: BTreeMap::new(),
             last_close: BTreeMap::new(),
-            last_bar: BTreeMap::new(),
+            now: Timestamp::default(),
             events: Vec::new(),
         }
     }
@@ -176,7 +176,7 @@ impl Paper {
     /// clock): fills the exits it reaches.
     pub fn on_bar(&mut self, instrument: &str, start: Timestamp, bar: &Bar, now: Timestamp) {
         self.last_close.insert(instrument.to_owned(), bar.close);
-        self.last_bar.insert(instrument.to_owned(), start);
+        self.now = self.now.max(now);
         let mut exits = Vec::new();
         for (id, p) in &self.positions {
             if p.instrument != instrument || start <= p.entry_bar {
@@ -295,11 +295,7 @@ impl Execution for Paper {
             contracts: order.contracts,
             time: ctx.now.to_iso_millis(),
         }));
-        let entry_bar = self
-            .last_bar
-            .get(&order.instrument)
-            .copied()
-            .unwrap_or(ctx.now);
+        self.now = self.now.max(ctx.now);
         self.positions.insert(
             number,
             Position {
@@ -316,7 +312,7 @@ impl Execution for Paper {
                 tier: ctx.tier,
                 vix_policy: ctx.vix_policy,
                 date: ctx.date.clone(),
-                entry_bar: entry_bar.max(ctx.bar_start),
+                entry_bar: ctx.bar_start,
             },
         );
         Ok(Submitted::Sent {
@@ -332,10 +328,8 @@ impl Execution for Paper {
             .values()
             .map(|p| p.instrument.clone())
             .collect();
-        // Without a clock here, the close is stamped with the last bar seen.
         for instrument in open {
-            let at = self.last_bar.get(&instrument).copied().unwrap_or_default();
-            self.flatten(&instrument, at);
+            self.flatten(&instrument, self.now);
         }
         Ok(())
     }

@@ -76,22 +76,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<Status> {
 }
 
 fn human(out: &mut impl Write, reports: &[Report]) -> std::io::Result<()> {
-    for report in reports {
-        for p in &report.problems {
-            let mut lines = p.message.lines();
-            writeln!(
-                out,
-                "{}:{}:{}: error[{}]: {}",
-                p.file.display(),
-                p.line,
-                p.column,
-                p.code,
-                lines.next().unwrap_or_default()
-            )?;
-            for line in lines {
-                writeln!(out, "    {line}")?;
-            }
-        }
+    for p in reports.iter().flat_map(|r| &r.problems) {
+        writeln!(out, "{p}")?;
     }
     for r in reports {
         let mut summary = match r.problems.len() {
@@ -111,7 +97,7 @@ fn human(out: &mut impl Write, reports: &[Report]) -> std::io::Result<()> {
                     h.operations, r.budget, h.case
                 );
             }
-            summary += &format!("; hash {}", &hash[..12.min(hash.len())]);
+            summary += &format!("; hash {}", super::short_hash(hash));
         }
         writeln!(out, "{}: {summary}", r.dir.display())?;
     }

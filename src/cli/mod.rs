@@ -153,6 +153,11 @@ pub(crate) fn load_config(explicit: Option<&Path>) -> anyhow::Result<Config> {
     }
 }
 
+/// The first 12 characters of a rule set hash, as every command prints it.
+pub(crate) fn short_hash(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
 /// A table in mia's style with this header.
 pub(crate) fn table(header: Vec<String>) -> comfy_table::Table {
     let mut table = comfy_table::Table::new();

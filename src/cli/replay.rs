@@ -172,7 +172,7 @@ fn print_set(out: &mut impl Write, set: &SetSummary, dir: &str) -> std::io::Resu
         out,
         "\n== {} set: {dir} ({}), {} rule errors",
         set.name,
-        &set.rules_hash[..12.min(set.rules_hash.len())],
+        super::short_hash(&set.rules_hash),
         set.rule_errors
     )?;
     let mut table = super::table(

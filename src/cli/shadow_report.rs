@@ -4,11 +4,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use comfy_table::Table;
-use mia::perf::{fmt_money, fmt_money_opt, fmt_rate, fmt_ratio};
+use mia::perf::{STATS_COLUMNS, fmt_rate};
 use mia::rules::{Direction, Tier};
-use mia::shadow::{self, Confusion, SetResult, ShadowComparison};
+use mia::shadow::{self, Confusion, ShadowComparison};
 
-use super::{Status, align_right, table};
+use super::{Status, align_right, short_hash, table};
 
 /// Compare the shadow rule set with the live set over a replay's journals.
 ///
@@ -103,11 +103,6 @@ pub(crate) fn human(out: &mut impl Write, c: &ShadowComparison) -> anyhow::Resul
     Ok(())
 }
 
-/// The first 12 characters of a rule set hash, as `mia replay` prints it.
-fn short_hash(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
-}
-
 fn confusion<K: Ord + Copy>(
     table_of: &Confusion<K>,
     keys: &[K],
@@ -150,42 +145,26 @@ fn score_line(c: &ShadowComparison) -> String {
 }
 
 fn results(c: &ShadowComparison) -> Table {
-    let header = [
-        "set",
-        "rules",
-        "decisions",
-        "trades",
-        "wins",
-        "losses",
-        "win rate",
-        "net P&L",
-        "profit factor",
-        "expectancy",
-        "max drawdown",
-    ];
-    let mut table = table(header.iter().map(|h| (*h).to_owned()).collect());
+    let header = ["set", "rules", "decisions"]
+        .into_iter()
+        .chain(STATS_COLUMNS)
+        .map(str::to_owned)
+        .collect();
+    let mut table = table(header);
     for (name, set) in [("live", &c.live), ("shadow", &c.shadow)] {
-        table.add_row(result_row(name, set));
+        table.add_row(
+            [
+                name.to_owned(),
+                short_hash(&set.rules).to_owned(),
+                set.decisions.to_string(),
+            ]
+            .into_iter()
+            .chain(set.stats.cells())
+            .collect::<Vec<_>>(),
+        );
     }
     align_right(&mut table, 2);
     table
-}
-
-fn result_row(name: &str, set: &SetResult) -> Vec<String> {
-    let s = &set.stats;
-    vec![
-        name.to_owned(),
-        short_hash(&set.rules).to_owned(),
-        set.decisions.to_string(),
-        s.trades.to_string(),
-        s.wins.to_string(),
-        s.losses.to_string(),
-        fmt_rate(s.win_rate),
-        fmt_money(s.net_pnl),
-        fmt_ratio(s.profit_factor),
-        fmt_money_opt(s.expectancy),
-        fmt_money(s.max_drawdown),
-    ]
 }
 
 fn divergences(c: &ShadowComparison) -> Table {

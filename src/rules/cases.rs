@@ -25,6 +25,7 @@ use toml::Spanned;
 
 use super::schema::{Kind, PROPERTIES};
 use super::{Decision, RuleInput};
+use crate::config::line_column;
 
 /// Values of the properties a case does not list (everything else is `()`), as TOML values.
 pub const DEFAULTS: &[(&str, Default)] = &[
@@ -136,14 +137,6 @@ pub struct CaseError {
     pub column: usize,
     /// What is wrong.
     pub message: String,
-}
-
-/// 1-based line and column of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[start..].chars().count() + 1)
 }
 
 /// Loads the cases of one file.

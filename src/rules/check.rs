@@ -113,8 +113,11 @@ pub struct Problem {
     pub message: String,
 }
 
+/// `file:line:col: error[code]: message`, the lines after the first of a message (a test
+/// diff) indented under it.
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut lines = self.message.lines();
         write!(
             f,
             "{}:{}:{}: error[{}]: {}",
@@ -122,8 +125,12 @@ impl fmt::Display for Problem {
             self.line,
             self.column,
             self.code,
-            self.message
-        )
+            lines.next().unwrap_or_default()
+        )?;
+        for line in lines {
+            write!(f, "\n    {line}")?;
+        }
+        Ok(())
     }
 }
 
