@@ -293,6 +293,68 @@ pub struct Config {
     pub execution: ExecutionConfig,
     /// The DTC sessions to Sierra Chart (live execution).
     pub dtc: DtcConfig,
+    /// The live and shadow rule sets of `mia run`.
+    pub rules: RulesConfig,
+    /// The monitor's HTTP server (metrics, status, dashboard).
+    pub monitor: MonitorConfig,
+    /// Alerts to the log and a webhook.
+    pub alerts: AlertsConfig,
+}
+
+/// `[rules]`: the rule sets `mia run` evaluates (the command line overrides both folders).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesConfig {
+    /// Folder of the live set.
+    pub dir: PathBuf,
+    /// Folder of the shadow set, evaluated on the same snapshots and never executed.
+    pub shadow_dir: Option<PathBuf>,
+    /// Quiet time after the last change to a rule file before the set is reloaded, in ms.
+    pub reload_debounce_ms: u64,
+}
+
+/// `[monitor]`: the HTTP server of `/metrics`, `/status` and the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorConfig {
+    /// Serve at all.
+    pub enabled: bool,
+    /// Address to listen on (loopback by default: the dashboard can engage the kill switch).
+    pub address: std::net::SocketAddr,
+    /// How many of the latest decisions `/status` and the dashboard show.
+    pub recent_decisions: usize,
+}
+
+/// `[alerts]`: what goes to the log always, and to a webhook when one is set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertsConfig {
+    /// Webhook URL (Slack or Discord incoming webhook), if any.
+    pub webhook_url: Option<String>,
+    /// Name of an environment variable holding the webhook URL (it embeds a secret).
+    pub webhook_url_env: Option<String>,
+    /// At most one alert of each kind per this many seconds (the log gets them all).
+    pub cooldown_secs: u64,
+    /// Drawdown in dollars from the day's equity peak that raises the drawdown alert.
+    pub drawdown_dollars: f64,
+    /// How long a webhook POST may take, in seconds.
+    pub webhook_timeout_secs: u64,
+}
+
+impl AlertsConfig {
+    /// The webhook URL: `webhook_url`, else the variable named by `webhook_url_env`.
+    ///
+    /// # Errors
+    ///
+    /// A message when `webhook_url_env` names a variable that is not set.
+    pub fn webhook(&self) -> Result<Option<String>, String> {
+        if let Some(url) = &self.webhook_url {
+            return Ok(Some(url.clone()));
+        }
+        match &self.webhook_url_env {
+            None => Ok(None),
+            Some(name) => std::env::var(name).map(Some).map_err(|_| {
+                format!("alerts.webhook_url_env names {name}, which is not set in the environment")
+            }),
+        }
+    }
 }
 
 /// `[execution]`.
@@ -780,6 +842,84 @@ fn read_config(r: &mut Reporter<'_>, top: &mut Section<'_, '_>) -> Option<Config
             request_timeout_secs: request_timeout_secs?,
         })
     });
+    let rules = top.sub(r, "rules").and_then(|mut s| {
+        let dir = s.string(r, "dir", Some("rules"));
+        let shadow_dir = s.opt_string(r, "shadow_dir");
+        let debounce = s.int(r, "reload_debounce_ms", Some(50), 1, 10_000);
+        s.finish(r);
+        Some(RulesConfig {
+            dir: dir?.into(),
+            shadow_dir: shadow_dir?.filter(|d| !d.is_empty()).map(PathBuf::from),
+            reload_debounce_ms: debounce?,
+        })
+    });
+    let monitor = top.sub(r, "monitor").and_then(|mut s| {
+        let enabled = s.boolean(r, "enabled", true);
+        let address = s.value(
+            r,
+            "address",
+            "127.0.0.1:9464".parse().ok(),
+            "an address such as \"127.0.0.1:9464\"",
+            |v| match v {
+                DeValue::String(a) => a.parse::<std::net::SocketAddr>().ok(),
+                _ => None,
+            },
+        );
+        let recent = s.int(r, "recent_decisions", Some(50), 1, 10_000);
+        s.finish(r);
+        Some(MonitorConfig {
+            enabled: enabled?,
+            address: address?,
+            recent_decisions: usize::try_from(recent?).ok()?,
+        })
+    });
+    let alerts = top.sub(r, "alerts").and_then(|mut s| {
+        let url = s.opt_string(r, "webhook_url");
+        let url_env = s.opt_string(r, "webhook_url_env");
+        let cooldown = s.int(r, "cooldown_secs", Some(300), 0, 86_400);
+        let drawdown = s.float(
+            r,
+            "drawdown_dollars",
+            Some(500.0),
+            "a dollar amount above 0",
+            |x| x > 0.0 && x.is_finite(),
+        );
+        let timeout = s.int(r, "webhook_timeout_secs", Some(5), 1, 120);
+        let url = url.map(|u| u.filter(|u| !u.is_empty()));
+        let url_env = url_env.map(|u| u.filter(|u| !u.is_empty()));
+        if let Some(Some(u)) = &url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            let span = s
+                .table
+                .get("webhook_url")
+                .map_or(s.span.clone(), |v| v.span());
+            r.issue(
+                &s.key("webhook_url"),
+                span,
+                "expected an http:// or https:// URL",
+            );
+        }
+        if let (Some(Some(_)), Some(Some(_))) = (&url, &url_env) {
+            let span = s
+                .table
+                .get("webhook_url_env")
+                .map_or(s.span.clone(), |v| v.span());
+            r.issue(
+                &s.key("webhook_url_env"),
+                span,
+                "set webhook_url or webhook_url_env, not both",
+            );
+        }
+        s.finish(r);
+        Some(AlertsConfig {
+            webhook_url: url?,
+            webhook_url_env: url_env?,
+            cooldown_secs: cooldown?,
+            drawdown_dollars: drawdown?,
+            webhook_timeout_secs: timeout?,
+        })
+    });
     Some(Config {
         paths: paths?,
         ingest: ingest?,
@@ -789,6 +929,9 @@ fn read_config(r: &mut Reporter<'_>, top: &mut Section<'_, '_>) -> Option<Config
         risk: risk?,
         execution: execution?,
         dtc: dtc?,
+        rules: rules?,
+        monitor: monitor?,
+        alerts: alerts?,
     })
 }
 

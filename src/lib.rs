@@ -54,6 +54,7 @@ pub mod features;
 pub mod ingest;
 pub mod journal;
 pub mod model;
+pub mod monitor;
 pub mod paper;
 pub mod perf;
 pub mod replay;
