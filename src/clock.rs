@@ -64,6 +64,40 @@ impl Clock for ManualClock {
     }
 }
 
+/// A clock that runs `factor` times faster than the wall clock from an anchor: at wall time
+/// `wall_start` it reads `sim_start`. `mia run --sim-clock` uses it on a session that
+/// `mia simulate --realtime` appends, so that ages, staleness and entry windows follow the
+/// simulated market (both read the anchor from the simulator's manifest).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScaledClock {
+    /// Simulated time at the anchor.
+    pub sim_start: Timestamp,
+    /// Wall time at the anchor.
+    pub wall_start: Timestamp,
+    /// Simulated seconds per wall second.
+    pub factor: f64,
+}
+
+impl ScaledClock {
+    /// The simulated time at wall time `wall`.
+    pub fn at(&self, wall: Timestamp) -> Timestamp {
+        let elapsed = (wall.as_micros() - self.wall_start.as_micros()) as f64;
+        Timestamp::from_micros(self.sim_start.as_micros() + (elapsed * self.factor) as i64)
+    }
+
+    /// The wall time at which the clock reads `sim`.
+    pub fn wall_at(&self, sim: Timestamp) -> Timestamp {
+        let ahead = (sim.as_micros() - self.sim_start.as_micros()) as f64;
+        Timestamp::from_micros(self.wall_start.as_micros() + (ahead / self.factor) as i64)
+    }
+}
+
+impl Clock for ScaledClock {
+    fn now(&self) -> Timestamp {
+        self.at(LiveClock.now())
+    }
+}
+
 /// A monotonic stopwatch for measuring durations (latency, evaluation time).
 ///
 /// It lives here because `Instant::now` is wall time too; measurements never feed decisions.
@@ -100,5 +134,18 @@ mod tests {
         let shared = clock.clone();
         shared.advance_to(Timestamp::from_micros(9_000));
         assert_eq!(clock.now().as_micros(), 9_000);
+    }
+
+    #[test]
+    fn scaled_clock_runs_factor_times_faster_from_its_anchor() {
+        let clock = ScaledClock {
+            sim_start: Timestamp::from_micros(1_000_000_000),
+            wall_start: Timestamp::from_micros(5_000_000),
+            factor: 60.0,
+        };
+        // One wall second later, one simulated minute has passed.
+        let wall = Timestamp::from_micros(6_000_000);
+        assert_eq!(clock.at(wall).as_micros(), 1_060_000_000);
+        assert_eq!(clock.wall_at(clock.at(wall)), wall);
     }
 }

@@ -21,7 +21,7 @@ use crate::features::VixPolicy;
 use crate::ingest::record::Bar;
 use crate::model::{ContractSpec, Timestamp};
 use crate::perf::{ExitReason, Trade};
-use crate::risk::{Account, Approved, Exit};
+use crate::risk::{Account, Approved, Exit, Order};
 use crate::rules::{Direction, Tier};
 
 /// Costs of paper fills.
@@ -77,12 +77,14 @@ pub enum PaperEvent {
     Closed(Trade),
 }
 
+/// One open bracket: what its exits and its trade record need. The live venue's book
+/// (`execution::book`) keeps the same records for the brackets it sent over DTC.
 #[derive(Debug, Clone)]
-struct Position {
+pub(crate) struct Position {
     id: String,
-    instrument: String,
+    pub(crate) instrument: String,
     direction: Direction,
-    contracts: u32,
+    pub(crate) contracts: u32,
     spec: ContractSpec,
     entry: f64,
     entry_time: Timestamp,
@@ -97,12 +99,109 @@ struct Position {
 }
 
 impl Position {
+    /// The bracket of an approved `order`, entered at `entry` at `ctx.now`.
+    pub(crate) fn open(id: String, order: &Order, ctx: &OrderContext, entry: f64) -> Self {
+        Position {
+            id,
+            instrument: order.instrument.clone(),
+            direction: order.direction,
+            contracts: order.contracts,
+            spec: ctx.spec,
+            entry,
+            entry_time: ctx.now,
+            stop: order.stop,
+            target: order.target,
+            risk_dollars: order.risk_dollars,
+            tier: ctx.tier,
+            vix_policy: ctx.vix_policy,
+            date: ctx.date.clone(),
+            entry_bar: ctx.bar_start,
+        }
+    }
+
     fn sign(&self) -> f64 {
         if self.direction == Direction::Short {
             -1.0
         } else {
             1.0
         }
+    }
+
+    /// Signed contracts.
+    pub(crate) fn signed(&self) -> i64 {
+        let n = i64::from(self.contracts);
+        if self.direction == Direction::Short {
+            -n
+        } else {
+            n
+        }
+    }
+
+    /// Unrealized P&L at `price`, in dollars.
+    pub(crate) fn unrealized(&self, price: f64) -> f64 {
+        self.sign() * (price - self.entry) / self.spec.tick_size
+            * self.spec.tick_value
+            * f64::from(self.contracts)
+    }
+
+    /// The entry fill's event.
+    pub(crate) fn entry_fill(&self) -> PaperEvent {
+        PaperEvent::Fill(Fill {
+            id: self.id.clone(),
+            instrument: self.instrument.clone(),
+            leg: Leg::Entry,
+            direction: self.direction,
+            price: self.entry,
+            contracts: self.contracts,
+            time: self.entry_time.to_iso_millis(),
+        })
+    }
+
+    /// The exit fill and the closed trade of the rule set `set`, the exit `leg` filled at
+    /// `price` at `now`, with commission per contract on both fills.
+    pub(crate) fn close(
+        &self,
+        set: &str,
+        leg: Leg,
+        price: f64,
+        now: Timestamp,
+        commission_per_contract: f64,
+    ) -> [PaperEvent; 2] {
+        let contracts = f64::from(self.contracts);
+        let commission = 2.0 * commission_per_contract * contracts;
+        let gross = self.unrealized(price);
+        [
+            PaperEvent::Fill(Fill {
+                id: self.id.clone(),
+                instrument: self.instrument.clone(),
+                leg,
+                direction: self.direction,
+                price,
+                contracts: self.contracts,
+                time: now.to_iso_millis(),
+            }),
+            PaperEvent::Closed(Trade {
+                set: set.to_owned(),
+                instrument: self.instrument.clone(),
+                date: self.date.clone(),
+                direction: self.direction,
+                tier: self.tier,
+                vix_policy: self.vix_policy,
+                contracts: self.contracts,
+                entry_time: self.entry_time.to_iso_millis(),
+                entry: self.entry,
+                exit_time: now.to_iso_millis(),
+                exit: price,
+                exit_reason: match leg {
+                    Leg::Target => ExitReason::Target,
+                    Leg::Stop => ExitReason::Stop,
+                    Leg::Entry | Leg::Flatten => ExitReason::Flatten,
+                },
+                commission,
+                pnl: round_cents(gross - commission),
+                risk_dollars: self.risk_dollars,
+            }),
+        ]
     }
 }
 
@@ -144,14 +243,7 @@ impl Paper {
         self.positions
             .values()
             .filter(|p| p.instrument == instrument)
-            .map(|p| {
-                let n = i64::from(p.contracts);
-                if p.direction == Direction::Short {
-                    -n
-                } else {
-                    n
-                }
-            })
+            .map(Position::signed)
             .sum()
     }
 
@@ -165,9 +257,7 @@ impl Paper {
                     .get(&p.instrument)
                     .copied()
                     .unwrap_or(p.entry);
-                p.sign() * (close - p.entry) / p.spec.tick_size
-                    * p.spec.tick_value
-                    * f64::from(p.contracts)
+                p.unrealized(close)
             })
             .sum()
     }
@@ -220,43 +310,16 @@ impl Paper {
     }
 
     fn close(&mut self, id: u64, leg: Leg, price: f64, now: Timestamp) {
-        let Some(p) = self.positions.remove(&id) else {
-            return;
-        };
-        let instrument = p.instrument.as_str();
-        let contracts = f64::from(p.contracts);
-        let commission = 2.0 * self.config.commission_per_contract * contracts;
-        let gross = p.sign() * (price - p.entry) / p.spec.tick_size * p.spec.tick_value * contracts;
-        self.events.push(PaperEvent::Fill(Fill {
-            id: p.id.clone(),
-            instrument: instrument.to_owned(),
-            leg,
-            direction: p.direction,
-            price,
-            contracts: p.contracts,
-            time: now.to_iso_millis(),
-        }));
-        self.events.push(PaperEvent::Closed(Trade {
-            set: self.set.clone(),
-            instrument: instrument.to_owned(),
-            date: p.date.clone(),
-            direction: p.direction,
-            tier: p.tier,
-            vix_policy: p.vix_policy,
-            contracts: p.contracts,
-            entry_time: p.entry_time.to_iso_millis(),
-            entry: p.entry,
-            exit_time: now.to_iso_millis(),
-            exit: price,
-            exit_reason: match leg {
-                Leg::Target => ExitReason::Target,
-                Leg::Stop => ExitReason::Stop,
-                Leg::Entry | Leg::Flatten => ExitReason::Flatten,
-            },
-            commission,
-            pnl: round_cents(gross - commission),
-            risk_dollars: p.risk_dollars,
-        }));
+        if let Some(p) = self.positions.remove(&id) {
+            let events = p.close(
+                &self.set,
+                leg,
+                price,
+                now,
+                self.config.commission_per_contract,
+            );
+            self.events.extend(events);
+        }
     }
 }
 
@@ -286,35 +349,10 @@ impl Execution for Paper {
         };
         let slip = f64::from(self.config.slippage_ticks) * ctx.spec.tick_size;
         let entry = order.entry + sign * slip;
-        self.events.push(PaperEvent::Fill(Fill {
-            id: id.clone(),
-            instrument: order.instrument.clone(),
-            leg: Leg::Entry,
-            direction: order.direction,
-            price: entry,
-            contracts: order.contracts,
-            time: ctx.now.to_iso_millis(),
-        }));
         self.now = self.now.max(ctx.now);
-        self.positions.insert(
-            number,
-            Position {
-                id: id.clone(),
-                instrument: order.instrument.clone(),
-                direction: order.direction,
-                contracts: order.contracts,
-                spec: ctx.spec,
-                entry,
-                entry_time: ctx.now,
-                stop: order.stop,
-                target: order.target,
-                risk_dollars: order.risk_dollars,
-                tier: ctx.tier,
-                vix_policy: ctx.vix_policy,
-                date: ctx.date.clone(),
-                entry_bar: ctx.bar_start,
-            },
-        );
+        let position = Position::open(id.clone(), &order, ctx, entry);
+        self.events.push(position.entry_fill());
+        self.positions.insert(number, position);
         Ok(Submitted::Sent {
             target: format!("{id}-T"),
             stop: format!("{id}-S"),

@@ -191,6 +191,21 @@ impl Collector {
         drain: bool,
         on_record: &mut dyn FnMut(&SourceFile, &Record<'_>),
     ) -> Result<u64, CollectError> {
+        self.step_events(drain, &mut |source, record, _| on_record(source, record))
+    }
+
+    /// As [`Collector::step`], and `on_record` also hears whether the record was re-read after
+    /// a restart (`true`: it was journaled and acted on before the checkpoint; `mia run`
+    /// rebuilds its snapshot from it but does not decide on it again).
+    ///
+    /// # Errors
+    ///
+    /// [`CollectError`] when the journal or checkpoint cannot be written.
+    pub fn step_events(
+        &mut self,
+        drain: bool,
+        on_record: &mut dyn FnMut(&SourceFile, &Record<'_>, bool),
+    ) -> Result<u64, CollectError> {
         let now = self.clock.now();
         let ingest_ts = now.to_iso_micros();
         let today = utc_to_local(now, self.opts.tz).map(|d| d.date());
@@ -209,7 +224,7 @@ impl Collector {
             let file_date = event.source.name.date;
             match &event.outcome {
                 Outcome::Accepted(record) => {
-                    on_record(event.source, record);
+                    on_record(event.source, record, event.replayed);
                     if event.replayed || event.filtered {
                         return;
                     }
@@ -300,6 +315,27 @@ impl Collector {
             }
             return Ok(());
         }
+        self.follow(
+            stop,
+            &mut |source, record, _| on_record(source, record),
+            &mut |_| {},
+        )
+    }
+
+    /// Tails the files until `stop` is set: polls at the configured interval, rescans for new
+    /// files, and after each committed step calls `after_step` with the lines it read (so a
+    /// consumer acts on records only once they are journaled). A last drain at the end leaves
+    /// nothing read but unjournaled behind.
+    ///
+    /// # Errors
+    ///
+    /// [`CollectError`] when the journal cannot be written or the data folder disappears.
+    pub fn follow(
+        &mut self,
+        stop: &AtomicBool,
+        on_record: &mut dyn FnMut(&SourceFile, &Record<'_>, bool),
+        after_step: &mut dyn FnMut(u64),
+    ) -> Result<(), CollectError> {
         let mut since_rescan = Stopwatch::start();
         while !stop.load(Ordering::Relaxed) {
             let started = Stopwatch::start();
@@ -310,14 +346,15 @@ impl Collector {
                 }
                 since_rescan = Stopwatch::start();
             }
-            self.step(false, on_record)?;
+            let lines = self.step_events(false, on_record)?;
+            after_step(lines);
             self.ingestor.take_unreadable();
             if let Some(rest) = self.opts.poll_interval.checked_sub(started.elapsed()) {
                 std::thread::sleep(rest);
             }
         }
-        // A last drain so that Ctrl-C leaves nothing read-but-unjournaled behind.
-        self.step(true, on_record)?;
+        let lines = self.step_events(true, on_record)?;
+        after_step(lines);
         Ok(())
     }
 }

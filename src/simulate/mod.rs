@@ -146,6 +146,33 @@ pub struct Manifest {
     pub injected: Vec<InjectedQuirk>,
     /// Facts about the simulated market.
     pub session: SessionSummary,
+    /// With `--realtime`: how simulated time maps to wall time, so that `mia run --sim-clock`
+    /// follows the same clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realtime: Option<RealtimeAnchor>,
+}
+
+/// The clock of a realtime run: at wall time `wall_start_us` the simulated time is
+/// `sim_start_us` (the first bar's start, UTC microseconds), and it runs `factor` times faster.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RealtimeAnchor {
+    /// Simulated seconds per wall second.
+    pub factor: f64,
+    /// Simulated time at the anchor, UTC microseconds.
+    pub sim_start_us: i64,
+    /// Wall time at the anchor, UTC microseconds.
+    pub wall_start_us: i64,
+}
+
+impl RealtimeAnchor {
+    /// The clock this anchor describes.
+    pub fn clock(&self) -> crate::clock::ScaledClock {
+        crate::clock::ScaledClock {
+            sim_start: crate::model::Timestamp::from_micros(self.sim_start_us),
+            wall_start: crate::model::Timestamp::from_micros(self.wall_start_us),
+            factor: self.factor,
+        }
+    }
 }
 
 /// What one file holds.

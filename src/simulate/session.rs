@@ -17,11 +17,12 @@ use super::levels::{BLIND_NAMES, GAMMA_NAMES, Levels};
 use super::market::{Book, Stream, ValueArea, Vap, VixPath, VwapStats, fresh_size, intensity};
 use super::sink::{Key, Outputs, Rec, Validity};
 use super::{
-    FileManifest, InjectedQuirk, MANIFEST_FORMAT, Manifest, Plan, SessionSummary, SimError,
-    SimOptions,
+    FileManifest, InjectedQuirk, MANIFEST_FORMAT, Manifest, Plan, RealtimeAnchor, SessionSummary,
+    SimError, SimOptions,
 };
+use crate::clock::{Clock, LiveClock, ScaledClock};
 use crate::ingest::naming::{Layout, source_path};
-use crate::model::{local_to_utc, naive_to_serial, unix_secs_to_serial, utc_to_local};
+use crate::model::{Timestamp, local_to_utc, naive_to_serial, unix_secs_to_serial, utc_to_local};
 
 /// T&S events per second at intensity 1 (the middle of the regular session is 0.6, the open 1.8).
 const BASE_RATE: f64 = 10.0;
@@ -217,6 +218,8 @@ struct Schedule {
 
 pub(crate) struct Session<'a> {
     opts: &'a SimOptions,
+    /// With `realtime`: when each simulated second is due (simulated time against the wall).
+    pace: Option<ScaledClock>,
     out: Outputs,
     sym: String,
     tick: f64,
@@ -412,8 +415,14 @@ impl<'a> Session<'a> {
             ..SessionSummary::default()
         };
 
+        let pace = opts.realtime.map(|factor| ScaledClock {
+            sim_start: local_to_utc(opts.day.and_time(opts.start), opts.tz),
+            wall_start: LiveClock.now(),
+            factor,
+        });
         Ok(Session {
             opts,
+            pace,
             out,
             sym: plan.symbol.clone(),
             tick,
@@ -522,28 +531,32 @@ impl<'a> Session<'a> {
         stop: &AtomicBool,
         progress: &mut dyn FnMut(u32, u32),
     ) -> Result<bool, SimError> {
-        let pace = self
-            .opts
-            .realtime
-            .and_then(|f| std::time::Duration::try_from_secs_f64(1.0 / f).ok());
         for m in 0..self.minutes {
             if stop.load(Ordering::Relaxed) {
                 return Ok(true);
             }
             self.minute_start(m);
             for k in 0..60u32 {
-                self.second(k)?;
-                if let Some(pause) = pace {
-                    self.out.flush()?;
+                if let Some(pace) = self.pace
+                    && !stop.load(Ordering::Relaxed)
+                {
+                    // Each second's lines are written when the simulated clock reaches that
+                    // second: deadlines from one anchor, so pauses never add up to a drift.
                     // Once asked to stop, the minute is finished without pacing.
-                    if !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(pause);
+                    let second = i64::from(m * 60 + k) * 1_000_000;
+                    let due =
+                        pace.wall_at(Timestamp::from_micros(pace.sim_start.as_micros() + second));
+                    let wait = due.as_micros() - LiveClock.now().as_micros();
+                    if wait > 0 {
+                        self.out.flush()?;
+                        std::thread::sleep(std::time::Duration::from_micros(wait as u64));
                     }
                 }
+                self.second(k)?;
             }
             self.minute_end()?;
             self.minutes_written = m + 1;
-            if pace.is_some() {
+            if self.pace.is_some() {
                 self.out.flush()?;
             }
             progress(m + 1, self.minutes);
@@ -1840,6 +1853,11 @@ impl<'a> Session<'a> {
             files,
             injected: self.injected.clone(),
             session: self.summary.clone(),
+            realtime: self.pace.map(|p| RealtimeAnchor {
+                factor: p.factor,
+                sim_start_us: p.sim_start.as_micros(),
+                wall_start_us: p.wall_start.as_micros(),
+            }),
         }
     }
 

@@ -11,6 +11,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod book;
+
 use serde::Serialize;
 
 use crate::dtc::DtcError;
