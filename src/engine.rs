@@ -7,12 +7,20 @@
 //! paper exchange and account.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::clock::Stopwatch;
 use crate::config::{Config, StalenessConfig};
-use crate::execution::{Execution, OrderContext, OrderLine, OrderRecord, journal_order};
+use crate::dtc::client::ClientEvent;
+use crate::dtc::orders::OrderEvent;
+use crate::execution::book::LiveBook;
+use crate::execution::{
+    Execution, ExecutionMode, Live, OrderContext, OrderLine, OrderRecord, ReadOnly, Submitted,
+    journal_order,
+};
 use crate::features::{FeatureEngine, Features};
 use crate::ingest::naming::yyyymmdd;
 use crate::journal::{Journal, JournalError};
@@ -21,6 +29,7 @@ use crate::paper::{Paper, PaperEvent, update_account};
 use crate::perf::Trade;
 use crate::risk::{Account, KillState, MarketView, RiskGate, Verdict};
 use crate::rules::input::market_input;
+use crate::rules::reload::LiveRules;
 use crate::rules::{Decision, Direction, RuleHost, RuleInput, RuleSet, Tier};
 use crate::shadow::{Call, DecisionRecord, RuleSetRole};
 use crate::snapshot::{MarketSnapshot, SnapshotStore};
@@ -77,11 +86,11 @@ pub(crate) fn session_date(config: &Config, now: Timestamp) -> String {
 
 /// One evaluation point: a completed one-minute bar of an instrument, with what every set sees.
 pub(crate) struct Point<'a> {
-    instrument: &'a str,
-    now: Timestamp,
-    date: String,
-    snapshot: &'a MarketSnapshot,
-    features: Features,
+    pub(crate) instrument: &'a str,
+    pub(crate) now: Timestamp,
+    pub(crate) date: String,
+    pub(crate) snapshot: &'a MarketSnapshot,
+    pub(crate) features: Features,
     input: RuleInput,
     in_session: bool,
     staleness: &'a StalenessConfig,
@@ -118,41 +127,101 @@ impl<'a> Point<'a> {
     }
 }
 
-/// A rule set with its own paper exchange and account.
+/// Where a set's approved orders go.
+pub(crate) enum Venue {
+    /// The built-in paper exchange of the set ([`SetRun::paper`]).
+    Paper,
+    /// Nowhere: each approved order is journaled as not sent.
+    ReadOnly,
+    /// DTC sessions to Sierra Chart; their fills come back through the book.
+    Live(Box<Live>, LiveBook),
+}
+
+impl Venue {
+    /// The execution mode this venue is.
+    pub(crate) fn mode(&self) -> ExecutionMode {
+        match self {
+            Venue::Paper => ExecutionMode::Paper,
+            Venue::ReadOnly => ExecutionMode::ReadOnly,
+            Venue::Live(..) => ExecutionMode::Live,
+        }
+    }
+}
+
+/// What one step did, for the live runner's metrics, status and alerts.
+#[derive(Debug, Default)]
+pub(crate) struct StepReport {
+    /// How long `decide(s)` took.
+    pub(crate) eval: Duration,
+    /// The decision, unless the evaluation failed.
+    pub(crate) decision: Option<Decision>,
+    /// The rule error.
+    pub(crate) error: Option<String>,
+    /// The risk verdict's kind (`approved` or the refusal's kind) and its sentence.
+    pub(crate) verdict: Option<(String, String)>,
+    /// Orders handed to the venue (0 or 1).
+    pub(crate) submitted: u64,
+    /// Why the venue refused the approved order.
+    pub(crate) submit_error: Option<String>,
+}
+
+/// A rule set with its own venue, paper exchange and account.
 pub(crate) struct SetRun {
-    pub(crate) set: RuleSet,
+    /// The set in force; the live runner swaps it on reload, and each step loads it once.
+    pub(crate) rules: Arc<LiveRules>,
+    pub(crate) venue: Venue,
     pub(crate) paper: Paper,
     pub(crate) account: Account,
     pub(crate) day: Option<String>,
     pub(crate) summary: SetSummary,
+    /// Keep every decision in the summary (replay compares sets from them; a live run, which
+    /// can last for days, does not).
+    pub(crate) keep_records: bool,
 }
 
 impl SetRun {
     pub(crate) fn new(name: &str, set: RuleSet, config: &Config) -> Self {
+        Self::with_venue(name, Arc::new(LiveRules::new(set)), Venue::Paper, config)
+    }
+
+    pub(crate) fn with_venue(
+        name: &str,
+        rules: Arc<LiveRules>,
+        venue: Venue,
+        config: &Config,
+    ) -> Self {
         SetRun {
             paper: Paper::new(name, config.execution.paper),
             account: Account::default(),
             day: None,
             summary: SetSummary {
                 name: name.to_owned(),
-                rules_hash: set.hash.clone(),
+                rules_hash: rules.load().hash.clone(),
                 ..SetSummary::default()
             },
-            set,
+            rules,
+            venue,
+            keep_records: true,
         }
     }
 
-    /// Journals the paper exchange's events and brings the account up to date.
+    /// Journals the venue's events (paper fills, closed trades) and brings the account up to
+    /// date. Live fills are journaled as the session reported them ([`SetRun::poll_live`]).
     pub(crate) fn drain(
         &mut self,
         now: Timestamp,
         date: &str,
         journal: &mut Journal,
     ) -> Result<(), JournalError> {
-        for event in self.paper.drain() {
+        let events = match &mut self.venue {
+            Venue::Live(_, book) => book.drain(),
+            Venue::Paper | Venue::ReadOnly => self.paper.drain(),
+        };
+        let live = matches!(self.venue, Venue::Live(..));
+        for event in events {
             update_account(&mut self.account, &event, now);
             match event {
-                PaperEvent::Fill(fill) => {
+                PaperEvent::Fill(fill) if !live => {
                     let line = OrderLine {
                         ts: now.to_iso_millis(),
                         instrument: &fill.instrument,
@@ -161,6 +230,7 @@ impl SetRun {
                     };
                     journal_order(journal, date, &line)?;
                 }
+                PaperEvent::Fill(_) => {}
                 PaperEvent::Closed(trade) => {
                     journal.append_json(&format!("trades_{}.jsonl", trade.date), &trade)?;
                     self.summary.trades.push(trade);
@@ -170,28 +240,120 @@ impl SetRun {
         Ok(())
     }
 
-    /// Exits on the completed bar, then the decision, its risk verdict, and the entry.
+    /// The live venue's session events since the last call: each is journaled, fills go to
+    /// the book, and the trades they close to the journal and the account. Returns the events
+    /// for the runner's metrics and kill switch. Nothing for the other venues.
+    pub(crate) fn poll_live(
+        &mut self,
+        now: Timestamp,
+        date: &str,
+        journal: &mut Journal,
+    ) -> Result<Vec<(String, ClientEvent)>, JournalError> {
+        let Venue::Live(live, book) = &mut self.venue else {
+            return Ok(Vec::new());
+        };
+        let events = live.poll_events();
+        for (instrument, event) in &events {
+            if let ClientEvent::Order(OrderEvent::Filled {
+                client_order_id,
+                filled,
+                price,
+            }) = event
+            {
+                book.on_fill(client_order_id, *filled, *price, now);
+            }
+            let line = OrderLine {
+                ts: now.to_iso_millis(),
+                instrument,
+                set: &self.summary.name,
+                record: &OrderRecord::Session(event.clone()),
+            };
+            journal_order(journal, date, &line)?;
+        }
+        self.drain(now, date, journal)?;
+        Ok(events)
+    }
+
+    /// Cancels the working orders and flattens every position of the venue (the kill switch).
+    pub(crate) fn flatten(
+        &mut self,
+        now: Timestamp,
+        date: &str,
+        journal: &mut Journal,
+    ) -> Result<Vec<String>, JournalError> {
+        let mut failures = Vec::new();
+        match &mut self.venue {
+            Venue::Paper => {
+                // Paper's flatten cannot fail; the trait returns a Result for live routes.
+                let _ = self.paper.flatten_all();
+            }
+            Venue::ReadOnly => {}
+            Venue::Live(live, book) => {
+                for (instrument, result) in live.flatten_routes() {
+                    match result {
+                        Ok(Some(id)) => book.flattening(&instrument, &id),
+                        Ok(None) => {}
+                        Err(e) => failures.push(format!("{instrument}: {e}")),
+                    }
+                }
+            }
+        }
+        self.drain(now, date, journal)?;
+        Ok(failures)
+    }
+
+    /// Signed open contracts by instrument, as the venue holds them.
+    pub(crate) fn positions(&self) -> BTreeMap<String, i64> {
+        match &self.venue {
+            Venue::Live(_, book) => book.positions(),
+            Venue::Paper => self
+                .account
+                .positions
+                .iter()
+                .filter(|(_, n)| **n != 0)
+                .map(|(k, n)| (k.clone(), *n))
+                .collect(),
+            Venue::ReadOnly => BTreeMap::new(),
+        }
+    }
+
+    /// Exits on the completed bar, then the decision, its risk verdict under the kill switch's
+    /// `kill` state, and the entry.
     pub(crate) fn step(
         &mut self,
         p: &Point<'_>,
         host: &RuleHost,
         gate: Option<&RiskGate>,
+        kill: KillState,
         timings: bool,
         journal: &mut Journal,
-    ) -> Result<(), JournalError> {
+    ) -> Result<StepReport, JournalError> {
         if self.day.as_deref() != Some(p.date.as_str()) {
             self.account.new_day();
             self.day = Some(p.date.clone());
         }
-        if let Some(bar) = p.snapshot.bar {
+        if let (Some(bar), Venue::Paper) = (p.snapshot.bar, &self.venue) {
             self.paper.on_bar(p.instrument, bar.start, &bar.bar, p.now);
         }
         self.drain(p.now, &p.date, journal)?;
-        self.account.unrealized_pnl = self.paper.unrealized();
+        self.account.unrealized_pnl = match &self.venue {
+            Venue::Live(_, book) => book.unrealized(|i| {
+                (i == p.instrument)
+                    .then_some(p.snapshot.last_price)
+                    .flatten()
+            }),
+            Venue::Paper | Venue::ReadOnly => self.paper.unrealized(),
+        };
 
+        let set = self.rules.load();
+        self.summary.rules_hash.clone_from(&set.hash);
         let watch = Stopwatch::start();
-        let result = host.evaluate(&self.set, &p.input);
-        let eval_us = timings.then(|| watch.elapsed().as_micros() as u64);
+        let result = host.evaluate(&set, &p.input);
+        let mut report = StepReport {
+            eval: watch.elapsed(),
+            ..StepReport::default()
+        };
+        let eval_us = timings.then(|| report.eval.as_micros() as u64);
         let (decision, ops, error) = match &result {
             Ok(eval) => (Some(&eval.decision), eval.operations, None),
             Err(e) => {
@@ -213,9 +375,13 @@ impl SetRun {
             if let Some(gate) = gate {
                 let ages = p.snapshot.ages(p.now, p.staleness, p.in_session);
                 let market = MarketView::of(p.snapshot, p.features.vix_policy, &ages);
-                let v = gate.check(d, &market, &self.account, KillState::Normal, p.now);
+                let v = gate.check(d, &market, &self.account, kill, p.now);
                 let kind = v.refusal().map_or("approved", |r| r.kind());
                 *self.summary.risk.entry(kind.to_owned()).or_default() += 1;
+                report.verdict = Some((
+                    kind.to_owned(),
+                    v.refusal().map(ToString::to_string).unwrap_or_default(),
+                ));
                 verdict = Some(v);
             }
         }
@@ -223,7 +389,7 @@ impl SetRun {
             ts: p.now.to_iso_millis(),
             instrument: p.instrument,
             set: &self.summary.name,
-            rules: &self.set.hash,
+            rules: &set.hash,
             decision,
             error,
             ops,
@@ -231,20 +397,24 @@ impl SetRun {
             risk: verdict.as_ref(),
         };
         journal.append_json(&format!("decisions_{}.jsonl", p.date), &line)?;
-        self.summary.records.push(DecisionRecord {
-            ts: line.ts.clone(),
-            instrument: p.instrument.to_owned(),
-            set: if self.summary.name == "shadow" {
-                RuleSetRole::Shadow
-            } else {
-                RuleSetRole::Live
-            },
-            rules: self.set.hash.clone(),
-            outcome: match (decision, &line.error) {
-                (Some(d), _) => Ok(Call::from(d)),
-                (None, e) => Err(e.clone().unwrap_or_default()),
-            },
-        });
+        if self.keep_records {
+            self.summary.records.push(DecisionRecord {
+                ts: line.ts.clone(),
+                instrument: p.instrument.to_owned(),
+                set: if self.summary.name == "shadow" {
+                    RuleSetRole::Shadow
+                } else {
+                    RuleSetRole::Live
+                },
+                rules: set.hash.clone(),
+                outcome: match (decision, &line.error) {
+                    (Some(d), _) => Ok(Call::from(d)),
+                    (None, e) => Err(e.clone().unwrap_or_default()),
+                },
+            });
+        }
+        report.error = line.error.clone();
+        report.decision = decision.cloned();
 
         if let (Some(Verdict::Approved(approved)), Some(d)) = (verdict, decision) {
             let order = approved.order().clone();
@@ -256,8 +426,27 @@ impl SetRun {
                 vix_policy: p.features.vix_policy,
                 spec: p.snapshot.spec,
             };
-            match self.paper.submit(approved, &ctx) {
+            let sent = match &mut self.venue {
+                Venue::Paper => self.paper.submit(approved, &ctx),
+                Venue::ReadOnly => ReadOnly.submit(approved, &ctx),
+                Venue::Live(live, book) => {
+                    let sent = live.submit(approved, &ctx);
+                    if let Ok(Submitted::Sent {
+                        parent,
+                        target,
+                        stop,
+                    }) = &sent
+                    {
+                        book.sent(order.clone(), ctx.clone(), parent, target, stop);
+                    }
+                    sent
+                }
+            };
+            match sent {
                 Ok(submitted) => {
+                    if matches!(submitted, Submitted::Sent { .. }) {
+                        report.submitted = 1;
+                    }
                     let line = OrderLine {
                         ts: p.now.to_iso_millis(),
                         instrument: p.instrument,
@@ -266,10 +455,20 @@ impl SetRun {
                     };
                     journal_order(journal, &p.date, &line)?;
                 }
-                Err(e) => tracing::warn!(error = %e, "paper order refused"),
+                Err(e) => {
+                    tracing::warn!(set = %self.summary.name, error = %e, "order not sent");
+                    let line = OrderLine {
+                        ts: p.now.to_iso_millis(),
+                        instrument: p.instrument,
+                        set: &self.summary.name,
+                        record: &OrderRecord::not_sent(order, e.to_string()),
+                    };
+                    journal_order(journal, &p.date, &line)?;
+                    report.submit_error = Some(e.to_string());
+                }
             }
             self.drain(p.now, &p.date, journal)?;
         }
-        Ok(())
+        Ok(report)
     }
 }

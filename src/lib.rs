@@ -60,6 +60,7 @@ pub mod perf;
 pub mod replay;
 pub mod report;
 pub mod risk;
+pub mod runner;
 pub mod rules;
 pub mod shadow;
 pub mod simulate;

@@ -33,7 +33,7 @@ use crate::ingest::record::{LineContext, Payload, Record};
 use crate::ingest::{Discovered, IngestError, Outcome, classify_line, discover};
 use crate::journal::{Journal, JournalError};
 use crate::model::{Timestamp, symbol_root};
-use crate::risk::RiskGate;
+use crate::risk::{KillState, RiskGate};
 use crate::rules::{RuleError, RuleHost};
 use crate::snapshot::SnapshotStore;
 
@@ -250,7 +250,14 @@ pub fn run(
                     {
                         let point = Point::new(config, &store, snapshot, &mut features, clock);
                         for run in &mut runs {
-                            run.step(&point, &host, gate.as_ref(), opts.timings, &mut journal)?;
+                            run.step(
+                                &point,
+                                &host,
+                                gate.as_ref(),
+                                KillState::Normal,
+                                opts.timings,
+                                &mut journal,
+                            )?;
                         }
                         summary.evaluations += 1;
                         since_commit += 1;

@@ -41,6 +41,16 @@ impl Source {
     fn idx(self) -> usize {
         self as usize
     }
+
+    /// The name journals and `/status` use: `minute`, `profile`, `vix`, `menthor_q`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Minute => "minute",
+            Source::Profile => "profile",
+            Source::Vix => "vix",
+            Source::MenthorQ => "menthor_q",
+        }
+    }
 }
 
 /// VIX regime by plain thresholds: low (< 15), normal (< 22), high (< 35), extreme (≥ 35).

@@ -35,6 +35,17 @@ pub enum ExecutionMode {
     Live,
 }
 
+impl ExecutionMode {
+    /// `read-only`, `paper` or `live`, as in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionMode::ReadOnly => "read-only",
+            ExecutionMode::Paper => "paper",
+            ExecutionMode::Live => "live",
+        }
+    }
+}
+
 /// What became of a submitted order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -152,6 +163,20 @@ impl Live {
 }
 
 impl Live {
+    /// Cancels every working order and flattens the position of each route; returns each
+    /// route's flattening order id (`None` when it was flat) or its error.
+    pub fn flatten_routes(&self) -> Vec<(String, Result<Option<String>, DtcError>)> {
+        self.routes
+            .iter()
+            .map(|(instrument, client)| (instrument.clone(), client.flatten()))
+            .collect()
+    }
+
+    /// The instruments and their sessions.
+    pub fn routes(&self) -> impl Iterator<Item = (&String, &DtcClient)> {
+        self.routes.iter()
+    }
+
     /// Every event the sessions have reported since the last call, by instrument, without
     /// waiting.
     pub fn poll_events(&self) -> Vec<(String, ClientEvent)> {
@@ -181,6 +206,15 @@ pub enum OrderRecord {
     },
     /// What a DTC session reported (fills, rejects with their InfoText, connection changes).
     Session(ClientEvent),
+    /// An approved order the venue refused to take (the route was down, say).
+    NotSent {
+        /// `"not_sent"`.
+        event: &'static str,
+        /// The order as risk approved it.
+        order: Order,
+        /// Why.
+        error: String,
+    },
     /// A fill of the paper exchange.
     Fill {
         /// `"fill"`.
@@ -197,6 +231,15 @@ impl OrderRecord {
         OrderRecord::Fill {
             event: "fill",
             fill,
+        }
+    }
+
+    /// The record of an approved order the venue did not take.
+    pub fn not_sent(order: Order, error: String) -> Self {
+        OrderRecord::NotSent {
+            event: "not_sent",
+            order,
+            error,
         }
     }
 

@@ -323,7 +323,7 @@ impl Collector {
     }
 
     /// Tails the files until `stop` is set: polls at the configured interval, rescans for new
-    /// files, and after each committed step calls `after_step` with the lines it read (so a
+    /// files, and after each committed step calls `after_step` (so a
     /// consumer acts on records only once they are journaled). A last drain at the end leaves
     /// nothing read but unjournaled behind.
     ///
@@ -334,7 +334,7 @@ impl Collector {
         &mut self,
         stop: &AtomicBool,
         on_record: &mut dyn FnMut(&SourceFile, &Record<'_>, bool),
-        after_step: &mut dyn FnMut(u64),
+        after_step: &mut dyn FnMut(&Collector),
     ) -> Result<(), CollectError> {
         let mut since_rescan = Stopwatch::start();
         while !stop.load(Ordering::Relaxed) {
@@ -346,15 +346,15 @@ impl Collector {
                 }
                 since_rescan = Stopwatch::start();
             }
-            let lines = self.step_events(false, on_record)?;
-            after_step(lines);
+            self.step_events(false, on_record)?;
+            after_step(self);
             self.ingestor.take_unreadable();
             if let Some(rest) = self.opts.poll_interval.checked_sub(started.elapsed()) {
                 std::thread::sleep(rest);
             }
         }
-        let lines = self.step_events(true, on_record)?;
-        after_step(lines);
+        self.step_events(true, on_record)?;
+        after_step(self);
         Ok(())
     }
 }

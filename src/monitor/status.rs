@@ -131,7 +131,7 @@ pub struct InstrumentView {
 /// The age of one source of an instrument.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SourceView {
-    /// `minute`, `profile`, `vix` or `menthorq`.
+    /// `minute`, `profile`, `vix` or `menthor_q`.
     pub source: String,
     /// Seconds since it was last updated; `None` when never.
     pub age_secs: Option<f64>,
