@@ -613,3 +613,445 @@ impl DrawdownWatch {
         self.fired = false;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+    use crate::clock::Stopwatch;
+
+    /// Upper bound on any wait for something that should happen at once.
+    const WAIT: Duration = Duration::from_secs(10);
+
+    /// One request the receiver got.
+    #[derive(Debug)]
+    struct Request {
+        line: String,
+        headers: Vec<(String, String)>,
+        body: serde_json::Value,
+    }
+
+    impl Request {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+
+        fn kind(&self) -> &str {
+            self.body["kind"].as_str().unwrap()
+        }
+    }
+
+    /// A webhook on loopback answering `status` to each request, or never answering (`None`).
+    /// Returns its URL (with a secret-looking path) and the requests it receives.
+    fn receiver(status: Option<u16>) -> (String, Receiver<Request>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/hooks/T000/secret-token",
+            listener.local_addr().unwrap()
+        );
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Unanswered connections are kept open so that the client waits.
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let request_line = line.trim_end().to_owned();
+                let mut headers = Vec::new();
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap() == 0 {
+                        break;
+                    }
+                    let header = line.trim_end();
+                    if header.is_empty() {
+                        break;
+                    }
+                    let (k, v) = header.split_once(':').unwrap();
+                    headers.push((k.trim().to_owned(), v.trim().to_owned()));
+                }
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .map(|(_, v)| v.parse().unwrap())
+                    .expect("a Content-Length header");
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                match status {
+                    Some(code) => {
+                        let reason = if code == 200 { "OK" } else { "Error" };
+                        write!(
+                            stream,
+                            "HTTP/1.1 {code} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        )
+                        .unwrap();
+                    }
+                    None => held.push(stream),
+                }
+                let request = Request {
+                    line: request_line,
+                    headers,
+                    body: serde_json::from_slice(&body).unwrap(),
+                };
+                if tx.send(request).is_err() {
+                    return;
+                }
+            }
+        });
+        (url, rx)
+    }
+
+    fn config(url: Option<String>, cooldown_secs: u64) -> AlertsConfig {
+        AlertsConfig {
+            webhook_url: url,
+            webhook_url_env: None,
+            cooldown_secs,
+            drawdown_dollars: 500.0,
+            webhook_timeout_secs: 5,
+        }
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        // 2025-09-19T16:40:00Z.
+        Timestamp::from_secs(1_758_300_000 + secs)
+    }
+
+    fn alert(kind: AlertKind, secs: i64) -> Alert {
+        Alert::new(
+            kind,
+            Severity::Warning,
+            at(secs),
+            format!("{kind} at {secs}"),
+        )
+    }
+
+    #[test]
+    fn the_post_is_json_for_slack_and_discord() {
+        let (url, requests) = receiver(Some(200));
+        let mut alerts = Alerts::new(&config(Some(url), 300)).unwrap();
+        let delivery = alerts.raise(Alert::new(
+            AlertKind::KillSwitch,
+            Severity::Critical,
+            at(0),
+            "HALT_TRADING: daily loss 1,020.00 ≥ 1,000.00",
+        ));
+        assert_eq!(delivery, Delivery::Queued);
+        let request = requests.recv_timeout(WAIT).unwrap();
+        assert_eq!(request.line, "POST /hooks/T000/secret-token HTTP/1.1");
+        assert_eq!(request.header("content-type"), Some("application/json"));
+        let headline = "[mia] CRITICAL kill_switch: HALT_TRADING: daily loss 1,020.00 ≥ 1,000.00";
+        assert_eq!(
+            request.body,
+            serde_json::json!({
+                "text": headline,
+                "content": headline,
+                "username": "mia",
+                "kind": "kill_switch",
+                "severity": "critical",
+                "ts": "2025-09-19T16:40:00.000Z",
+                "allowed_mentions": { "parse": [] },
+            })
+        );
+        alerts.shutdown(WAIT);
+    }
+
+    #[test]
+    fn the_cooldown_is_per_kind_on_engine_time() {
+        let (url, requests) = receiver(Some(200));
+        let mut alerts = Alerts::new(&config(Some(url), 300)).unwrap();
+        assert_eq!(
+            alerts.raise(alert(AlertKind::StaleData, 0)),
+            Delivery::Queued
+        );
+        assert_eq!(
+            alerts.raise(alert(AlertKind::StaleData, 299)),
+            Delivery::Suppressed
+        );
+        // Another kind is not held back by the first one's cooldown.
+        assert_eq!(
+            alerts.raise(alert(AlertKind::RuleError, 299)),
+            Delivery::Queued
+        );
+        // The worker sends in order: had the suppressed one been queued, it would come second.
+        let first = requests.recv_timeout(WAIT).unwrap();
+        assert_eq!(
+            first.body["content"],
+            "[mia] WARNING stale_data: stale_data at 0"
+        );
+        assert_eq!(requests.recv_timeout(WAIT).unwrap().kind(), "rule_error");
+
+        // The cooldown runs from the alert that was sent (at 0), not from the suppressed one.
+        assert_eq!(
+            alerts.raise(alert(AlertKind::StaleData, 300)),
+            Delivery::Queued
+        );
+        let third = requests.recv_timeout(WAIT).unwrap();
+        assert_eq!(
+            third.body["content"],
+            "[mia] WARNING stale_data: stale_data at 300"
+        );
+
+        // Every alert is remembered and counted, suppressed or not.
+        let recent: Vec<_> = alerts.recent().into_iter().map(|v| v.message).collect();
+        assert_eq!(
+            recent,
+            [
+                "stale_data at 300",
+                "rule_error at 299",
+                "stale_data at 299",
+                "stale_data at 0"
+            ]
+        );
+        assert_eq!(
+            alerts.counts(),
+            BTreeMap::from([(AlertKind::StaleData, 3), (AlertKind::RuleError, 1)])
+        );
+        alerts.shutdown(WAIT);
+    }
+
+    #[test]
+    fn a_clock_stepped_back_neither_floods_nor_silences() {
+        let (url, requests) = receiver(Some(200));
+        let mut alerts = Alerts::new(&config(Some(url), 300)).unwrap();
+        assert_eq!(
+            alerts.raise(alert(AlertKind::Drawdown, 1000)),
+            Delivery::Queued
+        );
+        assert_eq!(
+            alerts.raise(alert(AlertKind::Drawdown, 990)),
+            Delivery::Suppressed
+        );
+        assert_eq!(
+            alerts.raise(alert(AlertKind::Drawdown, 600)),
+            Delivery::Queued
+        );
+        for secs in [1000, 600] {
+            let request = requests.recv_timeout(WAIT).unwrap();
+            assert_eq!(
+                request.body["content"],
+                format!("[mia] WARNING drawdown: drawdown at {secs}")
+            );
+        }
+        alerts.shutdown(WAIT);
+    }
+
+    #[test]
+    fn every_kind_goes_out_at_the_same_time() {
+        let (url, requests) = receiver(Some(200));
+        let mut alerts = Alerts::new(&config(Some(url), 300)).unwrap();
+        for kind in AlertKind::ALL {
+            assert_eq!(alerts.raise(alert(kind, 0)), Delivery::Queued, "{kind}");
+        }
+        for kind in AlertKind::ALL {
+            assert_eq!(requests.recv_timeout(WAIT).unwrap().kind(), kind.as_str());
+        }
+        alerts.shutdown(WAIT);
+    }
+
+    #[test]
+    fn a_refused_connection_neither_blocks_nor_panics() {
+        // A port that was just free: nothing listens on it.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/hook");
+        let mut alerts = Alerts::new(&config(Some(url), 0)).unwrap();
+        for secs in 0..3 {
+            assert_eq!(
+                alerts.raise(alert(AlertKind::DtcDisconnected, secs)),
+                Delivery::Queued
+            );
+        }
+        let timeout = Duration::from_secs(5);
+        let watch = Stopwatch::start();
+        alerts.shutdown(timeout);
+        assert!(watch.elapsed() < timeout, "{:?}", watch.elapsed());
+    }
+
+    #[test]
+    fn a_500_is_logged_and_the_next_alert_still_goes_out() {
+        let (url, requests) = receiver(Some(500));
+        let mut alerts = Alerts::new(&config(Some(url), 300)).unwrap();
+        assert_eq!(
+            alerts.raise(alert(AlertKind::ReloadFailed, 0)),
+            Delivery::Queued
+        );
+        assert_eq!(requests.recv_timeout(WAIT).unwrap().kind(), "reload_failed");
+        assert_eq!(
+            alerts.raise(alert(AlertKind::RuleError, 1)),
+            Delivery::Queued
+        );
+        assert_eq!(requests.recv_timeout(WAIT).unwrap().kind(), "rule_error");
+        let timeout = Duration::from_secs(5);
+        let watch = Stopwatch::start();
+        alerts.shutdown(timeout);
+        assert!(watch.elapsed() < timeout, "{:?}", watch.elapsed());
+    }
+
+    #[test]
+    fn a_hanging_webhook_fills_the_queue_and_shutdown_still_returns() {
+        let (url, requests) = receiver(None);
+        let mut alerts = Alerts::new(&config(Some(url), 0)).unwrap();
+        assert_eq!(
+            alerts.raise(alert(AlertKind::StaleData, 0)),
+            Delivery::Queued
+        );
+        // The worker is now stuck in that POST (the webhook timeout is 5 s)...
+        requests.recv_timeout(WAIT).unwrap();
+        // ...so the queue takes exactly its capacity and the rest is dropped, without waiting.
+        let deliveries: Vec<_> = (1..=100)
+            .map(|secs| alerts.raise(alert(AlertKind::StaleData, secs)))
+            .collect();
+        let queued = deliveries
+            .iter()
+            .filter(|d| **d == Delivery::Queued)
+            .count();
+        assert_eq!(queued, QUEUE_CAPACITY);
+        assert_eq!(alerts.dropped(), (100 - QUEUE_CAPACITY) as u64);
+        assert_eq!(alerts.counts()[&AlertKind::StaleData], 101);
+        assert_eq!(alerts.recent().len(), RECENT_ALERTS);
+        assert_eq!(alerts.recent()[0].message, "stale_data at 100");
+
+        let timeout = Duration::from_millis(200);
+        let watch = Stopwatch::start();
+        alerts.shutdown(timeout);
+        // Well under one webhook timeout (5 s): shutdown did not wait for the POST.
+        assert!(
+            watch.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            watch.elapsed()
+        );
+    }
+
+    #[test]
+    fn an_unset_webhook_variable_is_an_error_naming_it() {
+        let mut config = config(None, 300);
+        config.webhook_url_env = Some("MIA_TEST_ALERTS_WEBHOOK_NEVER_SET_8C1F".to_owned());
+        let error = Alerts::new(&config).unwrap_err();
+        assert!(matches!(error, AlertError::WebhookEnv(_)));
+        assert!(
+            error
+                .to_string()
+                .contains("MIA_TEST_ALERTS_WEBHOOK_NEVER_SET_8C1F"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_webhook_url_never_shows() {
+        for bad in [
+            "ftp://hooks.example/secret-token",
+            "http:///secret-token",
+            "secret-token",
+        ] {
+            let error = Alerts::new(&config(Some(bad.to_owned()), 300)).unwrap_err();
+            assert!(
+                matches!(error, AlertError::InvalidWebhook(_)),
+                "{bad}: {error:?}"
+            );
+            assert!(!error.to_string().contains("secret-token"), "{error}");
+        }
+        let url = "https://user:pw-secret@hooks.example:8443/services/secret-token".to_owned();
+        assert_eq!(webhook_host(&url).unwrap(), "hooks.example:8443");
+        let alerts = Alerts::new(&config(Some(url), 300)).unwrap();
+        let debug = format!("{alerts:?}");
+        assert!(debug.contains("hooks.example:8443"), "{debug}");
+        assert!(!debug.contains("secret"), "{debug}");
+        alerts.shutdown(Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_body_is_cut_for_discord_and_escaped_for_slack() {
+        let long = "é".repeat(3000);
+        let body: serde_json::Value = serde_json::from_str(
+            &Alert::new(AlertKind::RuleError, Severity::Warning, at(0), long).webhook_body(),
+        )
+        .unwrap();
+        let content = body["content"].as_str().unwrap();
+        assert_eq!(content.chars().count(), DISCORD_LIMIT);
+        assert!(content.ends_with("é…"), "{content}");
+        // Slack's limit is higher: the text is whole.
+        let prefix = "[mia] WARNING rule_error: ";
+        assert_eq!(
+            body["text"].as_str().unwrap().chars().count(),
+            prefix.len() + 3000
+        );
+
+        let body: serde_json::Value = serde_json::from_str(
+            &Alert::new(
+                AlertKind::RuleError,
+                Severity::Warning,
+                at(0),
+                "<@everyone> & co",
+            )
+            .webhook_body(),
+        )
+        .unwrap();
+        assert_eq!(
+            body["text"],
+            "[mia] WARNING rule_error: &lt;@everyone&gt; &amp; co"
+        );
+        assert_eq!(
+            body["content"],
+            "[mia] WARNING rule_error: <@everyone> & co"
+        );
+    }
+
+    #[test]
+    fn disabled_alerts_log_and_remember_the_latest() {
+        let mut alerts = Alerts::disabled();
+        for secs in 0..25 {
+            assert_eq!(
+                alerts.raise(alert(AlertKind::Drawdown, secs)),
+                Delivery::Logged
+            );
+        }
+        let recent = alerts.recent();
+        assert_eq!(recent.len(), RECENT_ALERTS);
+        assert_eq!(recent[0].message, "drawdown at 24");
+        assert_eq!(recent[0].kind, "drawdown");
+        assert_eq!(recent[0].ts, "2025-09-19T16:40:24.000Z");
+        assert_eq!(recent[19].message, "drawdown at 5");
+        assert_eq!(alerts.counts(), BTreeMap::from([(AlertKind::Drawdown, 25)]));
+    }
+
+    #[test]
+    fn kinds_serialize_as_their_names() {
+        for kind in AlertKind::ALL {
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::json!(kind.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn drawdown_fires_once_at_the_crossing_and_rearms_on_a_new_peak() {
+        let mut watch = DrawdownWatch::new(500.0);
+        assert_eq!(watch.update(200.0), None);
+        assert_eq!(watch.update(-299.0), None); // 499 below the peak of 200
+        assert_eq!(watch.update(-300.0), Some(500.0));
+        assert_eq!(watch.update(-450.0), None); // already fired
+        assert_eq!(watch.update(200.0), None); // back to the peak, not above it
+        assert_eq!(watch.update(-300.0), None); // so still not armed
+        assert_eq!(watch.update(250.0), None); // a new peak re-arms
+        assert_eq!(watch.peak(), 250.0);
+        assert_eq!(watch.update(f64::NAN), None);
+        assert_eq!(watch.update(-260.0), Some(510.0));
+
+        // A new day measures from 0.
+        watch.new_day();
+        assert_eq!(watch.peak(), 0.0);
+        assert_eq!(watch.update(-499.99), None);
+        assert_eq!(watch.update(-500.0), Some(500.0));
+    }
+}
