@@ -49,8 +49,8 @@ use crate::monitor::metrics::{
 };
 use crate::monitor::server::{MonitorError, MonitorServer};
 use crate::monitor::status::{
-    ChartView, Counts, DecisionView, EquityView, InstrumentView, KillView, ReloadView,
-    RouteView, STATUS_FORMAT, SetView, SourceView,
+    ChartView, Counts, DecisionView, EquityView, InstrumentView, KillView, ReloadView, RouteView,
+    STATUS_FORMAT, SetView, SourceView,
 };
 use crate::monitor::{Control, ControlAction, Published, Status};
 use crate::risk::store::FileStore;
@@ -244,13 +244,12 @@ impl Runner {
             ExecutionMode::ReadOnly => Venue::ReadOnly,
             ExecutionMode::Paper => Venue::Paper,
             ExecutionMode::Live => {
-                let password = ClientConfig::password_from_env(&config.dtc, |name| {
-                    std::env::var(name).ok()
-                })
-                .map_err(|source| RunError::Dtc {
-                    instrument: "every instrument".to_owned(),
-                    source,
-                })?;
+                let password =
+                    ClientConfig::password_from_env(&config.dtc, |name| std::env::var(name).ok())
+                        .map_err(|source| RunError::Dtc {
+                        instrument: "every instrument".to_owned(),
+                        source,
+                    })?;
                 let mut routes = BTreeMap::new();
                 for (name, inst) in &config.instruments {
                     if inst.symbol.is_none() {
@@ -260,12 +259,9 @@ impl Runner {
                         instrument: name.clone(),
                         source,
                     };
-                    let client_config = ClientConfig::from_config(
-                        config,
-                        name,
-                        Secret(password.0.clone()),
-                    )
-                    .map_err(dtc)?;
+                    let client_config =
+                        ClientConfig::from_config(config, name, Secret(password.0.clone()))
+                            .map_err(dtc)?;
                     let client = DtcClient::start(
                         ClientConfig {
                             state_dir: opts.state_dir.clone(),
@@ -413,20 +409,26 @@ impl Runner {
             std::thread::Builder::new()
                 .name("ingest".into())
                 .spawn(move || {
-                    let mut records = Vec::new();
+                    // Both callbacks touch the batch being built, one after the other.
+                    let records = std::cell::RefCell::new(Vec::new());
                     let mut read_at = Stopwatch::start();
                     let mut last_counters = Counters::default();
                     let result = collector.follow(
                         &ingest_stop,
                         &mut |source, record, replayed| {
-                            records.push((source.name.chart, record.clone().into_owned(), replayed));
+                            records.borrow_mut().push((
+                                source.name.chart,
+                                record.clone().into_owned(),
+                                replayed,
+                            ));
                         },
                         &mut |collector| {
                             let counters = collector.ingestor().counters();
+                            let mut records = records.borrow_mut();
                             if !records.is_empty() || *counters != last_counters {
                                 last_counters = counters.clone();
                                 let batch = Batch {
-                                    records: std::mem::take(&mut records),
+                                    records: std::mem::take(&mut *records),
                                     read_at,
                                     counters: counters.clone(),
                                 };
@@ -485,7 +487,9 @@ impl Runner {
         if let Some(server) = server {
             server.stop();
         }
-        engine.alerts.shutdown(Duration::from_secs(config.alerts.webhook_timeout_secs));
+        engine
+            .alerts
+            .shutdown(Duration::from_secs(config.alerts.webhook_timeout_secs));
         if let Some(e) = failure {
             return Err(e);
         }
@@ -614,7 +618,12 @@ impl Engine {
         Ok(())
     }
 
-    fn evaluate(&mut self, config: &Config, instrument: &str, now: Timestamp) -> Result<(), RunError> {
+    fn evaluate(
+        &mut self,
+        config: &Config,
+        instrument: &str,
+        now: Timestamp,
+    ) -> Result<(), RunError> {
         let Some(snapshot) = self.store.get(instrument) else {
             return Ok(());
         };
@@ -622,8 +631,19 @@ impl Engine {
         let kill = self.kill.state();
         let mut reports = Vec::with_capacity(self.sets.len());
         for set in &mut self.sets {
-            let report = set.step(&point, &self.host, self.gate.as_ref(), kill, false, &mut self.journal)?;
-            reports.push((set.summary.name.clone(), set.summary.rules_hash.clone(), report));
+            let report = set.step(
+                &point,
+                &self.host,
+                self.gate.as_ref(),
+                kill,
+                false,
+                &mut self.journal,
+            )?;
+            reports.push((
+                set.summary.name.clone(),
+                set.summary.rules_hash.clone(),
+                report,
+            ));
         }
         let ts = point.now.to_iso_millis();
         drop(point);
@@ -644,7 +664,9 @@ impl Engine {
         report: StepReport,
     ) {
         let m = &self.published.metrics;
-        let set_label = SetLabel { set: set.to_owned() };
+        let set_label = SetLabel {
+            set: set.to_owned(),
+        };
         m.rule_eval
             .get_or_create(&set_label)
             .observe(report.eval.as_secs_f64());
@@ -1000,7 +1022,11 @@ impl Engine {
         counts.lines_read = total.read;
         counts.lines_accepted = total.accepted;
         counts.lines_rejected = total.invalid;
-        counts.trades = self.sets.iter().map(|s| s.summary.trades.len() as u64).sum();
+        counts.trades = self
+            .sets
+            .iter()
+            .map(|s| s.summary.trades.len() as u64)
+            .sum();
         let sets = self
             .sets
             .iter()
@@ -1133,4 +1159,3 @@ impl Engine {
 fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
 }
-

@@ -25,8 +25,9 @@ What it does:
   open orders, positions and fills on request.
 
 Prices:
-  One price for every symbol: --price, the control protocol, or the one-minute bar closes of
-  recorded Sierra files (--prices). A buy limit fills when price <= limit, a sell limit when
+  One price for every symbol: --price, the control protocol, the one-minute bar closes of
+  recorded Sierra files (--prices), or the bars and trade prints of files as they grow
+  (--follow). A buy limit fills when price <= limit, a sell limit when
   price >= limit, a buy stop when price >= stop, a sell stop when price <= stop. No slippage, no
   partial fills.
 
@@ -50,6 +51,7 @@ SECONDS after the start; or `fault NAME` on the control port at any time):
 Examples:
   mia dtc-sim --listen 127.0.0.1:11099 --control 127.0.0.1:11199 --price 6500.25
   mia dtc-sim --prices demo-data --speed 120
+  mia dtc-sim --follow demo-data            # prices from files a simulator is appending
   mia dtc-sim --listen 127.0.0.1:0 --fault split --fault logoff@30
 
 It prints `listening on ADDR` (and `control on ADDR`) and runs until Ctrl-C. See docs/dtc-sim.md.";
@@ -68,6 +70,11 @@ pub(crate) struct Args {
     /// found), one bar every 60/--speed seconds; the last price stays.
     #[arg(long, value_name = "DATA_DIR")]
     prices: Option<PathBuf>,
+    /// Follow a Sierra data folder while it grows (chart 3): every new bar update or trade print
+    /// moves the price, as Sierra's trade simulation fills from the live market (what
+    /// `mia demo` does with the simulator's files).
+    #[arg(long, value_name = "DATA_DIR", conflicts_with = "prices")]
+    follow: Option<PathBuf>,
     /// Replay speed of --prices: 60 plays one recorded minute per second.
     #[arg(long, value_name = "FACTOR", default_value_t = 60.0)]
     speed: f64,
@@ -149,6 +156,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<Status> {
             writeln!(out, "control on {control}")?;
         }
         out.flush()?;
+    }
+    if let Some(dir) = &args.follow {
+        sim.follow_prices(dir)
+            .with_context(|| format!("cannot follow prices in {}", dir.display()))?;
     }
     if let Some(prices) = prices {
         let interval = Duration::from_secs_f64(60.0 / args.speed);

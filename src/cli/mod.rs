@@ -3,9 +3,11 @@
 mod check_rules;
 mod collect;
 mod config_cmd;
+mod demo;
 mod dtc_sim;
 mod kill_switch;
 mod replay;
+mod run;
 mod shadow_report;
 mod simulate;
 
@@ -23,9 +25,9 @@ use mia::config::Config;
 /// 8 = VIX, 10 = MenthorQ), journals every record, and keeps a typed market snapshot per
 /// instrument. It is read-only by default.
 ///
-/// Try it with no setup:
+/// Try it with no setup (about a minute; prints a dashboard URL):
 ///
-///   mia simulate --out demo-data && mia collect --once --data demo-data
+///   mia demo
 ///
 /// Exit codes: 0 success, 1 problems found (config check, check-rules), 2 could not run.
 #[derive(Debug, Parser)]
@@ -47,6 +49,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the live engine: tail the chart files, decide, check risk, execute, monitor.
+    Run(run::Args),
+    /// The whole live path on a simulated session in about a minute, with no setup.
+    Demo(demo::Args),
     /// Ingest the chart files into the unified journal (the original "test pipeline").
     Collect(collect::Args),
     /// Replay recorded files through the snapshot, features and rules; journal every decision.
@@ -78,6 +84,8 @@ pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let result = match cli.command {
+        Command::Run(args) => load_config(cli.config.as_deref()).and_then(|c| run::run(&c, args)),
+        Command::Demo(args) => demo::run(args),
         Command::Collect(args) => {
             load_config(cli.config.as_deref()).and_then(|c| collect::run(&c, args))
         }

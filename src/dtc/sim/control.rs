@@ -121,6 +121,72 @@ pub(super) fn replay(shared: &Shared, prices: &[f64], interval: Duration) {
     tracing::info!("price replay finished; the last price stays");
 }
 
+/// The price follower of [`super::SimHandle::follow_prices`]: an ingestor over the one-minute
+/// chart of a data folder, polled every tick.
+pub(super) struct Follower {
+    dir: std::path::PathBuf,
+    ingestor: Ingestor,
+    symbol: Option<String>,
+}
+
+impl Follower {
+    pub(super) fn open(dir: &Path) -> Result<Follower, DtcSimError> {
+        let fail = |why: String| DtcSimError::Prices {
+            dir: dir.to_owned(),
+            why,
+        };
+        let mut ingestor = Ingestor::new(
+            dir,
+            &[MINUTE_BAR_CHART],
+            chrono_tz::America::New_York,
+            1 << 20,
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        ingestor.rescan().map_err(|e| fail(e.to_string()))?;
+        Ok(Follower {
+            dir: dir.to_owned(),
+            ingestor,
+            symbol: None,
+        })
+    }
+
+    pub(super) fn run(mut self, shared: &Shared) {
+        let mut ticks = 0u32;
+        while !shared.stop.load(Ordering::Relaxed) {
+            // New files (a simulator that just started, a new day) every second.
+            ticks += 1;
+            if ticks % 20 == 0
+                && let Err(e) = self.ingestor.rescan()
+            {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot rescan for prices");
+            }
+            let mut last = None;
+            let symbol = &mut self.symbol;
+            self.ingestor.poll(&mut |event| {
+                let Outcome::Accepted(record) = &event.outcome else {
+                    return;
+                };
+                let price = match &record.payload {
+                    Payload::Bar(bar) => bar.close,
+                    Payload::Trade { price, .. } => *price,
+                    _ => return,
+                };
+                let sym = record.sym.as_deref().unwrap_or_default();
+                if symbol.get_or_insert_with(|| sym.to_owned()) == sym
+                    && price.is_finite()
+                    && price > 0.0
+                {
+                    last = Some(price);
+                }
+            });
+            if let Some(price) = last {
+                shared.set_price(price);
+            }
+            std::thread::sleep(TICK);
+        }
+    }
+}
+
 /// The closes of the one-minute bars (chart 3) of a recorded Sierra data folder, in time order:
 /// the last update of each bar, for the first symbol found.
 ///

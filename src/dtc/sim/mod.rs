@@ -300,6 +300,20 @@ impl SimHandle {
         std::thread::spawn(move || control::replay(&shared, &prices, interval));
     }
 
+    /// Follows the one-minute chart of a Sierra data folder while it grows, in a background
+    /// thread: each new bar update or trade print of the first symbol moves the price, as
+    /// Sierra's trade simulation fills from the live market. Stops with the server.
+    ///
+    /// # Errors
+    ///
+    /// [`DtcSimError::Prices`] when the folder cannot be read.
+    pub fn follow_prices(&self, dir: &std::path::Path) -> Result<(), DtcSimError> {
+        let follower = control::Follower::open(dir)?;
+        let shared = Arc::clone(&self.shared);
+        std::thread::spawn(move || follower.run(&shared));
+        Ok(())
+    }
+
     /// Injects a fault.
     pub fn inject(&self, fault: Fault) {
         self.shared.inject(fault);
