@@ -8,6 +8,7 @@ mod kill_switch;
 mod replay;
 mod shadow_report;
 mod simulate;
+mod status;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,6 +65,8 @@ enum Command {
     Config(config_cmd::Command),
     /// Engage, reset or show the kill switch that stops all order flow.
     KillSwitch(kill_switch::Args),
+    /// Show what a running engine is doing: kill switch, sets, data ages, latest decisions.
+    Status(status::Args),
 }
 
 /// Exit status of a command that ran.
@@ -90,6 +93,7 @@ pub(crate) fn main() -> ExitCode {
         Command::DtcSim(args) => dtc_sim::run(args),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref()),
         Command::KillSwitch(args) => kill_switch::run(args, cli.config.as_deref()),
+        Command::Status(args) => status::run(args, cli.config.as_deref()),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

@@ -16,6 +16,8 @@ use mia::monitor::{Control, ControlAction, Published, Status};
 use mia::risk::KillState;
 use serde_json::{Value, json};
 
+use crate::support::TestCommand;
+
 /// A status with every part filled: two sets, decisions with reasons, an equity curve of
 /// `equity_points` points.
 pub(crate) fn sample_status(equity_points: usize) -> Status {
@@ -506,4 +508,56 @@ fn two_servers_have_different_tokens_and_stop_cleanly() {
             .is_err()
     );
     drop(b);
+}
+
+#[test]
+fn mia_status_prints_the_engine_s_tables() {
+    let status = sample_status(3);
+    let (server, _published, _rx) = serve(status.clone());
+    let url = server.url();
+    let ran = TestCommand::new(["status", "--url", url.as_str()]).run();
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    for text in [
+        "NORMAL",
+        "0123456789ab",
+        "812.50",
+        "menthorq never STALE",
+        "minute 2.5s",
+        "connection refused",
+        "gamma_wall +20: price at the call resistance",
+        "entry.rhai:12:3 division by zero",
+        "last reload failed",
+    ] {
+        assert!(ran.stdout.contains(text), "no {text:?} in\n{}", ran.stdout);
+    }
+    assert!(
+        !ran.stdout.contains("0123456789abc"),
+        "hashes are shortened to 12 characters"
+    );
+
+    let ran = TestCommand::new(["status", "--json", "--url", url.as_str()]).run();
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    assert_eq!(serde_json::from_str::<Status>(&ran.stdout).unwrap(), status);
+}
+
+#[test]
+fn mia_status_without_an_engine_exits_2_with_one_line() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("127.0.0.1:{port}");
+    let ran = TestCommand::new(["status", "--url", url.as_str()]).run();
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(
+        ran.stderr.contains(&format!(
+            "no mia engine answers at http://127.0.0.1:{port}/status: is `mia run` running?"
+        )),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(ran.stderr.trim().lines().count(), 1, "{}", ran.stderr);
+    assert!(ran.stdout.is_empty());
 }
