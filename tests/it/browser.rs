@@ -72,6 +72,7 @@ pub(crate) fn browser(test: &str) -> Option<TestBrowser> {
         // Containers run tests as root, where Chromium's sandbox cannot start.
         .sandbox(false)
         .enable_gpu(false)
+        .window_size(Some((1400, 1000)))
         .path(Some(path.clone()))
         .user_data_dir(Some(profile.path().to_path_buf()))
         .args(args)

@@ -171,6 +171,19 @@ fn dashboard_shows_the_engine_and_engages_the_real_kill_switch() {
         Some(Value::from(true))
     );
 
+    // MIA_SCREENSHOT=file.png keeps a picture of the page, for people changing its look.
+    if let Some(path) = std::env::var_os("MIA_SCREENSHOT") {
+        let png = tab
+            .capture_screenshot(
+                headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption::Png,
+                None,
+                None,
+                true,
+            )
+            .unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+
     // A click on Engage, with a typed reason, engages the real kill switch.
     tab.wait_for_element("#reason")
         .unwrap()
