@@ -263,6 +263,40 @@ fn unknown_paths_are_404() {
     let (code, _, body) = get(&format!("{}nothing/here", server.url()));
     assert_eq!(code, 404);
     assert!(body.contains("not found"), "{body}");
+    // A known path with the wrong method.
+    let (code, _, _) = get(&format!("{}api/kill-switch/engage", server.url()));
+    assert_eq!(code, 405);
+}
+
+#[test]
+fn a_foreign_host_gets_neither_the_page_nor_the_switch() {
+    // What a DNS-rebinding page would send: its own name, resolved to 127.0.0.1.
+    let (server, _published, rx) = serve(Status::default());
+    let host = format!("evil.example:{}", server.addr().port());
+    let mut resp = client()
+        .get(&server.url())
+        .header("Host", &host)
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let page = resp.body_mut().read_to_string().unwrap();
+    assert!(!page.contains(server.token()));
+    let token = server.token().to_owned();
+    let (code, _) = post(
+        &format!("{}api/kill-switch/engage", server.url()),
+        &[("X-Mia-Token", &token), ("Host", &host)],
+        &json!({}),
+    );
+    assert_eq!(code, 403);
+    assert!(rx.try_recv().is_err());
+    // The loopback names are this server's own.
+    let own = format!("localhost:{}", server.addr().port());
+    let resp = client()
+        .get(&server.url())
+        .header("Host", &own)
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
 }
 
 #[test]
