@@ -50,11 +50,21 @@ pub(crate) struct Args {
 pub(crate) fn run(args: Args, config: Option<&Path>) -> anyhow::Result<Status> {
     let base = match args.url {
         Some(url) => url,
-        None => super::load_config(config)
-            .context("cannot find the monitor's address (give it with --url)")?
-            .monitor
-            .address
-            .to_string(),
+        None => {
+            let mut addr = super::load_config(config)
+                .context("cannot find the monitor's address (give it with --url)")?
+                .monitor
+                .address;
+            // Listening on every interface includes loopback, the one name sure to reach it.
+            if addr.ip().is_unspecified() {
+                addr.set_ip(if addr.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
+            addr.to_string()
+        }
     };
     let url = status_url(&base);
     let body = fetch(&url).map_err(|e| {
