@@ -10,6 +10,7 @@ mod replay;
 mod run;
 mod shadow_report;
 mod simulate;
+mod status;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -70,6 +71,8 @@ enum Command {
     Config(config_cmd::Command),
     /// Engage, reset or show the kill switch that stops all order flow.
     KillSwitch(kill_switch::Args),
+    /// Show what a running engine is doing: kill switch, sets, data ages, latest decisions.
+    Status(status::Args),
 }
 
 /// Exit status of a command that ran.
@@ -98,6 +101,7 @@ pub(crate) fn main() -> ExitCode {
         Command::DtcSim(args) => dtc_sim::run(args),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref()),
         Command::KillSwitch(args) => kill_switch::run(args, cli.config.as_deref()),
+        Command::Status(args) => status::run(args, cli.config.as_deref()),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,

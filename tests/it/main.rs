@@ -3,14 +3,17 @@
 //! Fixtures and golden files live in `tests/data/`; `MIA_BLESS=1` rewrites the golden files.
 
 mod backtest;
+mod browser;
 mod check_rules;
 mod cli;
 mod crash;
+mod dashboard;
 mod dtc_client;
 mod dtc_sim;
 mod golden;
 mod ingest;
 mod journal;
+mod monitor;
 mod props;
 mod quirks;
 mod reload;
