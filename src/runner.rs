@@ -411,12 +411,17 @@ impl Runner {
                 .spawn(move || {
                     // Both callbacks touch the batch being built, one after the other.
                     let records = std::cell::RefCell::new(Vec::new());
-                    let mut read_at = Stopwatch::start();
+                    let read_at = std::cell::Cell::new(Stopwatch::start());
                     let mut last_counters = Counters::default();
                     let result = collector.follow(
                         &ingest_stop,
                         &mut |source, record, replayed| {
-                            records.borrow_mut().push((
+                            let mut records = records.borrow_mut();
+                            if records.is_empty() {
+                                // Latency counts from the moment the step read the first line.
+                                read_at.set(Stopwatch::start());
+                            }
+                            records.push((
                                 source.name.chart,
                                 record.clone().into_owned(),
                                 replayed,
@@ -429,12 +434,11 @@ impl Runner {
                                 last_counters = counters.clone();
                                 let batch = Batch {
                                     records: std::mem::take(&mut *records),
-                                    read_at,
+                                    read_at: read_at.get(),
                                     counters: counters.clone(),
                                 };
                                 let _ = tx.send(Msg::Batch(batch));
                             }
-                            read_at = Stopwatch::start();
                         },
                     );
                     let _ = tx.send(Msg::IngestEnded(result.map_err(|e| e.to_string())));
@@ -487,6 +491,8 @@ impl Runner {
         if let Some(server) = server {
             server.stop();
         }
+        let counts = engine.totals();
+        // Alerts still queued for the webhook get their chance before the process ends.
         engine
             .alerts
             .shutdown(Duration::from_secs(config.alerts.webhook_timeout_secs));
@@ -502,7 +508,7 @@ impl Runner {
         Ok(RunSummary {
             evaluations: engine.evaluations,
             sets: engine.sets.into_iter().map(|s| s.summary).collect(),
-            counts: engine.counts,
+            counts,
             kill_switch: engine.kill.state(),
             journals,
             journal_dir: opts.journal_dir,
@@ -1014,19 +1020,26 @@ impl Engine {
         self.published.status.store(Arc::new(self.status(now)));
     }
 
+    /// The totals: ingest's counters and the engine's own counts.
+    fn totals(&self) -> Counts {
+        let total = self.counters.total();
+        Counts {
+            lines_read: total.read,
+            lines_accepted: total.accepted,
+            lines_rejected: total.invalid,
+            trades: self
+                .sets
+                .iter()
+                .map(|s| s.summary.trades.len() as u64)
+                .sum(),
+            ..self.counts.clone()
+        }
+    }
+
     fn status(&self, now: Timestamp) -> Status {
         let config = &self.config;
         let in_session = self.store.in_session(now);
-        let mut counts = self.counts.clone();
-        let total = self.counters.total();
-        counts.lines_read = total.read;
-        counts.lines_accepted = total.accepted;
-        counts.lines_rejected = total.invalid;
-        counts.trades = self
-            .sets
-            .iter()
-            .map(|s| s.summary.trades.len() as u64)
-            .sum();
+        let counts = self.totals();
         let sets = self
             .sets
             .iter()

@@ -106,7 +106,7 @@ pub(crate) struct Args {
     #[arg(long, value_name = "FACTOR", default_value_t = 60.0)]
     speed: f64,
     /// Random seed of the simulated market.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 13)]
     seed: u64,
     /// Address of the dashboard (default 127.0.0.1:9464, or any free port when it is taken).
     #[arg(long, value_name = "ADDR")]

@@ -488,7 +488,12 @@ impl Session {
             self.close();
             match end {
                 End::Final(reason) => {
-                    tracing::warn!(target: "dtc", %reason, "DTC session stopped");
+                    // Stopped by mia itself (the end of a run) is not worth a warning.
+                    if reason == "stopped" {
+                        tracing::info!(target: "dtc", "DTC session stopped");
+                    } else {
+                        tracing::warn!(target: "dtc", %reason, "DTC session stopped");
+                    }
                     self.set_status(SessionStatus::Stopped(reason));
                     return;
                 }
