@@ -353,7 +353,7 @@ impl SetRun {
             eval: watch.elapsed(),
             ..StepReport::default()
         };
-        let eval_us = timings.then(|| report.eval.as_micros() as u64);
+        let eval_us = timings.then_some(report.eval.as_micros() as u64);
         let (decision, ops, error) = match &result {
             Ok(eval) => (Some(&eval.decision), eval.operations, None),
             Err(e) => {

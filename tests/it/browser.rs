@@ -47,7 +47,11 @@ pub(crate) fn browser(test: &str) -> Option<TestBrowser> {
             "{test}: no Chromium found ($MIA_CHROMIUM, /usr/bin/chromium, chromium on PATH); \
              .ci/run installs it (apt-get install chromium)"
         );
-        eprintln!(
+        #[expect(
+            clippy::print_stderr,
+            reason = "a skipped test says so where cargo test shows it"
+        )]
+        let () = eprintln!(
             "{test}: SKIPPED, no Chromium found ($MIA_CHROMIUM, /usr/bin/chromium, chromium on \
              PATH); install it (apt-get install chromium) or set CI=1 to make this a failure"
         );

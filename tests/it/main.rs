@@ -13,6 +13,7 @@ mod dtc_sim;
 mod golden;
 mod ingest;
 mod journal;
+mod live;
 mod monitor;
 mod props;
 mod quirks;
