@@ -414,6 +414,13 @@ fn mia_run_trades_live_through_dtc_reloads_rules_and_reports_what_it_journals() 
     );
     assert!(metric(&metrics, "mia_append_to_decision_seconds_count", "") > 0.0);
 
+    // `mia status` prints the same engine's state for a person.
+    let printed = TestCommand::new(["status", "--url", s.url.as_str()]).run();
+    assert_eq!(printed.code, Some(0), "{printed:?}");
+    for text in ["NORMAL", "live", "shadow", "ES", "ready"] {
+        assert!(printed.stdout.contains(text), "no {text:?} in\n{}", printed.stdout);
+    }
+
     // Ctrl-C stops cleanly, and every accepted line is in the unified journal once.
     assert_eq!(s.run.interrupt(), Some(0), "{}", s.run.stderr());
     assert!(s.run.stdout().contains("journals: "), "{}", s.run.stdout());
@@ -545,4 +552,63 @@ fn the_dashboards_kill_switch_cancels_working_orders_and_flattens_at_the_simulat
     let state = std::fs::read_to_string(s.state().join("kill_switch.json")).unwrap();
     assert!(state.contains("EMERGENCY"), "{state}");
     drop(s.simulator);
+}
+
+#[test]
+fn live_mode_needs_both_the_config_and_the_flag_and_says_which_is_missing() {
+    let dir = tmp();
+    let ran = TestCommand::new(["run", "--live", "--no-monitor"])
+        .current_dir(dir.path())
+        .run();
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(
+        ran.stderr
+            .contains("--live was given but execution.mode is \"read-only\" in the config"),
+        "{}",
+        ran.stderr
+    );
+    let config = dir.path().join("live.toml");
+    std::fs::write(&config, DEMO_CONFIG).unwrap();
+    let ran = TestCommand::new(["--config", config.to_str().unwrap(), "run", "--no-monitor"])
+        .current_dir(dir.path())
+        .run();
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(
+        ran.stderr
+            .contains("execution.mode is \"live\" in the config but --live is missing"),
+        "{}",
+        ran.stderr
+    );
+    // Nothing was started: no journal, no state.
+    assert!(!dir.path().join("journal").exists());
+    assert!(!dir.path().join("state").exists());
+}
+
+#[test]
+fn mia_demo_runs_the_live_path_and_writes_its_report() {
+    let dir = tmp();
+    let out = dir.path().join("demo");
+    let ran = TestCommand::new([
+        "demo",
+        "--dir",
+        out.to_str().unwrap(),
+        "--minutes",
+        "6",
+        "--speed",
+        "120",
+        "--monitor",
+        "127.0.0.1:0",
+    ])
+    .run();
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    for text in ["dashboard: http://127.0.0.1:", "simulated 6 minutes", "journals: ", "report: "] {
+        assert!(ran.stdout.contains(text), "no {text:?} in\n{}", ran.stdout);
+    }
+    // Five completed bars, each decided by both sets.
+    let decisions = journal_lines(&out.join("journal"), "decisions_");
+    assert_eq!(decisions.len(), 10, "{decisions:?}");
+    assert!(decisions.iter().any(|d| d["set"] == "shadow"));
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("<svg"), "the report draws its charts");
+    assert!(out.join("rules/strategy.rhai").is_file());
 }
