@@ -805,17 +805,7 @@ impl Engine {
     }
 
     fn kill_view(&self) -> KillView {
-        let status = self.kill.status();
-        KillView {
-            state: status.state,
-            since: status.since.to_iso_millis(),
-            reason: status
-                .trigger
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-            seq: status.seq,
-        }
+        KillView::of(self.kill.status())
     }
 
     /// A kill-switch change: alert, metrics, and for HALT_TRADING and EMERGENCY cancel every

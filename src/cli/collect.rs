@@ -1,7 +1,6 @@
 //! `mia collect`: ingest plus the unified journal, with a counter table at the end.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -25,15 +24,8 @@ pub(crate) struct Args {
     /// Read what is there now and stop, instead of tailing until Ctrl-C.
     #[arg(long)]
     once: bool,
-    /// Data folder written by Sierra (overrides paths.data_dir).
-    #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
-    /// Journal folder (overrides paths.journal_dir).
-    #[arg(long, value_name = "DIR")]
-    journal: Option<PathBuf>,
-    /// State folder for the checkpoint (overrides paths.state_dir).
-    #[arg(long, value_name = "DIR")]
-    state: Option<PathBuf>,
+    #[command(flatten)]
+    folders: super::Folders,
 }
 
 pub(crate) fn run(config: &Config, args: Args) -> anyhow::Result<Status> {
@@ -41,15 +33,11 @@ pub(crate) fn run(config: &Config, args: Args) -> anyhow::Result<Status> {
     if let Some(charts) = args.charts {
         opts.charts = charts;
     }
-    if let Some(data) = args.data {
-        opts.data_dir = data;
-    }
-    if let Some(journal) = args.journal {
-        opts.journal_dir = journal;
-    }
-    if let Some(state) = args.state {
-        opts.state_dir = state;
-    }
+    args.folders.apply(
+        &mut opts.data_dir,
+        &mut opts.journal_dir,
+        &mut opts.state_dir,
+    );
     let data_dir = opts.data_dir.clone();
     let stop = super::stop_flag();
     let started = Stopwatch::start();

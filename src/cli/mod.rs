@@ -188,6 +188,35 @@ pub(crate) fn align_right(table: &mut comfy_table::Table, from: usize) {
     }
 }
 
+/// The folders a tailing command works in, each overriding its `[paths]` key.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Folders {
+    /// Data folder written by Sierra (overrides paths.data_dir).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Journal folder (overrides paths.journal_dir).
+    #[arg(long, value_name = "DIR")]
+    journal: Option<PathBuf>,
+    /// State folder: checkpoint, kill switch, order ids (overrides paths.state_dir).
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+}
+
+impl Folders {
+    /// Replaces the data, journal and state folders that were given.
+    pub(crate) fn apply(self, data: &mut PathBuf, journal: &mut PathBuf, state: &mut PathBuf) {
+        for (given, folder) in [
+            (self.data, data),
+            (self.journal, journal),
+            (self.state, state),
+        ] {
+            if let Some(given) = given {
+                *folder = given;
+            }
+        }
+    }
+}
+
 /// Returns a flag set by Ctrl-C, so long commands stop cleanly and flush their journals.
 pub(crate) fn stop_flag() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));

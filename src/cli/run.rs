@@ -46,15 +46,8 @@ Examples:
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = GUIDE, after_help = "More (execution modes, journals, monitor): --help")]
 pub(crate) struct Args {
-    /// Data folder written by Sierra (overrides paths.data_dir).
-    #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
-    /// Journal folder (overrides paths.journal_dir).
-    #[arg(long, value_name = "DIR")]
-    journal: Option<PathBuf>,
-    /// State folder: checkpoint, kill switch, order ids (overrides paths.state_dir).
-    #[arg(long, value_name = "DIR")]
-    state: Option<PathBuf>,
+    #[command(flatten)]
+    folders: super::Folders,
     /// Live rule set folder (overrides rules.dir).
     #[arg(long, value_name = "DIR")]
     rules: Option<PathBuf>,
@@ -122,15 +115,11 @@ pub(crate) fn sim_clock(data: &Path) -> anyhow::Result<Arc<dyn Clock>> {
 pub(crate) fn run(config: &Config, args: Args) -> anyhow::Result<Status> {
     let mut opts = RunOptions::from_config(config);
     opts.mode = mode(config, args.paper, args.live)?;
-    if let Some(data) = args.data {
-        opts.data_dir = data;
-    }
-    if let Some(journal) = args.journal {
-        opts.journal_dir = journal;
-    }
-    if let Some(state) = args.state {
-        opts.state_dir = state;
-    }
+    args.folders.apply(
+        &mut opts.data_dir,
+        &mut opts.journal_dir,
+        &mut opts.state_dir,
+    );
     if let Some(rules) = args.rules {
         opts.rules_dir = rules;
     }

@@ -60,6 +60,22 @@ pub struct KillView {
     pub seq: u64,
 }
 
+impl KillView {
+    /// The view of a kill switch's status.
+    pub fn of(status: &crate::risk::kill_switch::Status) -> KillView {
+        KillView {
+            state: status.state,
+            since: status.since.to_iso_millis(),
+            reason: status
+                .trigger
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            seq: status.seq,
+        }
+    }
+}
+
 /// One rule set.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SetView {

@@ -23,17 +23,7 @@ const DEADLINE: Duration = Duration::from_secs(20);
 const NOW: Timestamp = Timestamp::from_secs(1_758_292_800);
 
 fn kill_view(switch: &KillSwitch<FileStore>) -> KillView {
-    let status = switch.status();
-    KillView {
-        state: status.state,
-        since: status.since.to_iso_micros(),
-        reason: status
-            .trigger
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
-        seq: status.seq,
-    }
+    KillView::of(switch.status())
 }
 
 /// Plays the engine: applies each request to the kill switch, republishes the status with the

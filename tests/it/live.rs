@@ -418,7 +418,11 @@ fn mia_run_trades_live_through_dtc_reloads_rules_and_reports_what_it_journals() 
     let printed = TestCommand::new(["status", "--url", s.url.as_str()]).run();
     assert_eq!(printed.code, Some(0), "{printed:?}");
     for text in ["NORMAL", "live", "shadow", "ES", "ready"] {
-        assert!(printed.stdout.contains(text), "no {text:?} in\n{}", printed.stdout);
+        assert!(
+            printed.stdout.contains(text),
+            "no {text:?} in\n{}",
+            printed.stdout
+        );
     }
 
     // Ctrl-C stops cleanly, and every accepted line is in the unified journal once.
@@ -601,7 +605,12 @@ fn mia_demo_runs_the_live_path_and_writes_its_report() {
     ])
     .run();
     assert_eq!(ran.code, Some(0), "{ran:?}");
-    for text in ["dashboard: http://127.0.0.1:", "simulated 6 minutes", "journals: ", "report: "] {
+    for text in [
+        "dashboard: http://127.0.0.1:",
+        "simulated 6 minutes",
+        "journals: ",
+        "report: ",
+    ] {
         assert!(ran.stdout.contains(text), "no {text:?} in\n{}", ran.stdout);
     }
     // Five completed bars, each decided by both sets.

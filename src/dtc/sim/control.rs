@@ -121,6 +121,23 @@ pub(super) fn replay(shared: &Shared, prices: &[f64], interval: Duration) {
     tracing::info!("price replay finished; the last price stays");
 }
 
+/// An ingestor over the one-minute chart of a data folder, its files found.
+fn minute_ingestor(dir: &Path) -> Result<Ingestor, DtcSimError> {
+    let fail = |e: crate::ingest::IngestError| DtcSimError::Prices {
+        dir: dir.to_owned(),
+        why: e.to_string(),
+    };
+    let mut ingestor = Ingestor::new(
+        dir,
+        &[MINUTE_BAR_CHART],
+        chrono_tz::America::New_York,
+        1 << 20,
+    )
+    .map_err(fail)?;
+    ingestor.rescan().map_err(fail)?;
+    Ok(ingestor)
+}
+
 /// The price follower of [`super::SimHandle::follow_prices`]: an ingestor over the one-minute
 /// chart of a data folder, polled every tick.
 pub(super) struct Follower {
@@ -131,21 +148,9 @@ pub(super) struct Follower {
 
 impl Follower {
     pub(super) fn open(dir: &Path) -> Result<Follower, DtcSimError> {
-        let fail = |why: String| DtcSimError::Prices {
-            dir: dir.to_owned(),
-            why,
-        };
-        let mut ingestor = Ingestor::new(
-            dir,
-            &[MINUTE_BAR_CHART],
-            chrono_tz::America::New_York,
-            1 << 20,
-        )
-        .map_err(|e| fail(e.to_string()))?;
-        ingestor.rescan().map_err(|e| fail(e.to_string()))?;
         Ok(Follower {
             dir: dir.to_owned(),
-            ingestor,
+            ingestor: minute_ingestor(dir)?,
             symbol: None,
         })
     }
@@ -198,14 +203,7 @@ pub fn load_prices(dir: &Path) -> Result<Vec<f64>, DtcSimError> {
         dir: dir.to_owned(),
         why,
     };
-    let mut ingestor = Ingestor::new(
-        dir,
-        &[MINUTE_BAR_CHART],
-        chrono_tz::America::New_York,
-        1 << 20,
-    )
-    .map_err(|e| fail(e.to_string()))?;
-    ingestor.rescan().map_err(|e| fail(e.to_string()))?;
+    let mut ingestor = minute_ingestor(dir)?;
     let mut symbol: Option<String> = None;
     // Bar start time → close: a bar is rewritten while it forms, and the last write wins.
     let mut closes: BTreeMap<i64, f64> = BTreeMap::new();
