@@ -336,7 +336,7 @@ impl Runner {
             .map(|_| DrawdownWatch::new(config.alerts.drawdown_dollars))
             .collect();
         let engine = Engine {
-            config: config.clone(),
+            config: Arc::new(config.clone()),
             data_dir: opts.data_dir.display().to_string(),
             store: SnapshotStore::new(config),
             features: FeatureEngine::new(FeatureConfig::default()),
@@ -357,6 +357,7 @@ impl Runner {
             evaluations: 0,
             recent: Vec::new(),
             reloads: Vec::new(),
+            reload_counts: Vec::new(),
             route_down: BTreeMap::new(),
             stale: BTreeSet::new(),
             started: now,
@@ -521,7 +522,7 @@ const KEEP_RECENT: usize = 200;
 
 /// The engine thread's state: everything after ingest.
 struct Engine {
-    config: Config,
+    config: Arc<Config>,
     data_dir: String,
     store: SnapshotStore,
     features: FeatureEngine,
@@ -547,6 +548,8 @@ struct Engine {
     recent: Vec<DecisionView>,
     /// The last reload of each set.
     reloads: Vec<Option<ReloadView>>,
+    /// Reloads swapped in and refused, per set.
+    reload_counts: Vec<(u64, u64)>,
     /// Since when each DTC route has not been ready.
     route_down: BTreeMap<String, Timestamp>,
     /// (instrument, source) pairs stale at the last check.
@@ -575,8 +578,8 @@ impl Engine {
 
     fn on_batch(&mut self, now: Timestamp, batch: Batch) -> Result<(), RunError> {
         let mut decided = 0u64;
-        let config = self.config.clone();
-        let config = &config;
+        let config = Arc::clone(&self.config);
+        let config = &*config;
         for (chart, record, replayed) in &batch.records {
             let chart = *chart;
             let newest = self.newest.entry(chart).or_default();
@@ -779,6 +782,12 @@ impl Engine {
         }
         if self.reloads.len() < self.sets.len() {
             self.reloads.resize(self.sets.len(), None);
+            self.reload_counts.resize(self.sets.len(), (0, 0));
+        }
+        match label {
+            "swapped" => self.reload_counts[idx].0 += 1,
+            "failed" => self.reload_counts[idx].1 += 1,
+            _ => {}
         }
         self.reloads[idx] = Some(ReloadView {
             at: now.to_iso_millis(),
@@ -840,8 +849,8 @@ impl Engine {
 
     /// DTC events, the kill switch's triggers, alerts, and the status.
     fn housekeeping(&mut self, now: Timestamp) -> Result<(), RunError> {
-        let config = self.config.clone();
-        let config = &config;
+        let config = Arc::clone(&self.config);
+        let config = &*config;
         let date = session_date(config, now);
         // Session events of the live venue.
         let mut events = Vec::new();
@@ -1007,6 +1016,15 @@ impl Engine {
     }
 
     fn publish(&self, now: Timestamp) {
+        for (chart, newest) in &self.newest {
+            self.published
+                .metrics
+                .ingest_lag
+                .get_or_create(&ChartLabel {
+                    chart: chart.to_string(),
+                })
+                .set(now.secs_since(*newest));
+        }
         self.published.status.store(Arc::new(self.status(now)));
     }
 
@@ -1056,8 +1074,8 @@ impl Engine {
                     evaluations,
                     decisions,
                     rule_errors: s.summary.rule_errors,
-                    reloads: 0,
-                    reload_failures: 0,
+                    reloads: self.reload_counts.get(idx).map_or(0, |c| c.0),
+                    reload_failures: self.reload_counts.get(idx).map_or(0, |c| c.1),
                     last_reload: self.reloads.get(idx).cloned().flatten(),
                     venue: s.venue.mode().as_str().to_owned(),
                     pnl: s.account.pnl_day(),

@@ -403,6 +403,7 @@ fn mia_run_trades_live_through_dtc_reloads_rules_and_reports_what_it_journals() 
         status["sets"][0]["last_reload"]["outcome"] == "swapped",
         "{status}"
     );
+    assert_eq!(status["sets"][0]["reloads"], 1, "{status}");
     let metrics = get(&format!("{}metrics", s.url));
     assert_eq!(
         metric(&metrics, "mia_dtc_connected", "instrument=\"ES\""),
@@ -413,6 +414,10 @@ fn mia_run_trades_live_through_dtc_reloads_rules_and_reports_what_it_journals() 
         1.0
     );
     assert!(metric(&metrics, "mia_append_to_decision_seconds_count", "") > 0.0);
+    assert!(
+        metrics.contains("mia_ingest_lag_seconds{chart=\"3\"}"),
+        "{metrics}"
+    );
 
     // `mia status` prints the same engine's state for a person.
     let printed = TestCommand::new(["status", "--url", s.url.as_str()]).run();
