@@ -443,11 +443,53 @@ fn mia_run_trades_live_through_dtc_reloads_rules_and_reports_what_it_journals() 
     drop(s.sim);
 }
 
+/// A webhook receiver on loopback: every POST body arrives on the channel, answered 200.
+fn webhook() -> (String, std::sync::mpsc::Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            if std::io::Read::read_exact(&mut reader, &mut body).is_ok() {
+                let _ = reader
+                    .get_mut()
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+            }
+        }
+    });
+    (url, rx)
+}
+
 #[test]
 fn the_dashboards_kill_switch_cancels_working_orders_and_flattens_at_the_simulator() {
-    // Wide stops, so that the bracket is still working when the switch is engaged.
+    let (hook, posts) = webhook();
+    // Wide stops, so that the bracket is still working when the switch is engaged; alerts to a
+    // webhook on loopback.
     let mut s = Session::start(10, 10, false, |c| {
         c.replacen(
+            "webhook_url = \"\"",
+            &format!("webhook_url = \"{hook}\""),
+            1,
+        )
+        .replacen(
             "max_risk_per_trade = 400.0",
             "max_risk_per_trade = 5000.0",
             1,
@@ -539,6 +581,24 @@ fn the_dashboards_kill_switch_cancels_working_orders_and_flattens_at_the_simulat
             .unwrap()
             .iter()
             .any(|a| a["kind"] == "kill_switch")
+    );
+    // The alert also went to the webhook, as JSON that Slack and Discord read.
+    let alert: Value = loop {
+        let body = posts
+            .recv_timeout(DEADLINE)
+            .expect("a kill-switch alert POSTed to the webhook");
+        let alert: Value = serde_json::from_str(&body).unwrap();
+        if alert["kind"] == "kill_switch" {
+            break alert;
+        }
+    };
+    assert!(
+        alert["text"].as_str().unwrap().contains("EMERGENCY"),
+        "{alert}"
+    );
+    assert!(
+        alert["content"].as_str().unwrap().contains("EMERGENCY"),
+        "{alert}"
     );
 
     // No new entry while the switch is engaged: every later approval is refused.
