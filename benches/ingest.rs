@@ -195,6 +195,7 @@ fn collect_once_full_day(bencher: Bencher<'_, '_>) {
                 rescan_interval: std::time::Duration::from_secs(1),
                 fsync: false,
                 max_read: 16 << 20,
+                watch: false,
                 filters: Default::default(),
             };
             let mut collector = Collector::open(opts, clock.clone()).expect("open");

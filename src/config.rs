@@ -130,6 +130,8 @@ pub struct IngestConfig {
     pub fsync: bool,
     /// At most this many bytes are read from one file per poll, to bound memory.
     pub max_read_bytes: usize,
+    /// Wake up on the file system's change events as well as at each poll.
+    pub watch: bool,
     /// Journal filters per chart.
     pub filters: BTreeMap<u16, TypeFilter>,
 }
@@ -1137,6 +1139,7 @@ fn read_ingest(r: &mut Reporter<'_>, mut s: Section<'_, '_>) -> Option<IngestCon
     let chart_time_zone = s.time_zone(r, "chart_time_zone", "America/New_York");
     let vwap_bug = s.boolean(r, "vwap_v_is_plus_one_sigma", true);
     let fsync = s.boolean(r, "fsync", true);
+    let watch = s.boolean(r, "watch", true);
     let max_read_bytes = s
         .int(r, "max_read_mib", Some(16), 1, 4_096)
         .map(|m| (m as usize) << 20);
@@ -1191,6 +1194,7 @@ fn read_ingest(r: &mut Reporter<'_>, mut s: Section<'_, '_>) -> Option<IngestCon
         vwap_v_is_plus_one_sigma: vwap_bug?,
         fsync: fsync?,
         max_read_bytes: max_read_bytes?,
+        watch: watch?,
         filters: filters_ok.then_some(filters)?,
     })
 }

@@ -54,6 +54,8 @@ pub struct CollectOptions {
     pub fsync: bool,
     /// Read limit per file and poll.
     pub max_read: usize,
+    /// Wake up on file-system change events as well as every `poll_interval`.
+    pub watch: bool,
     /// Journal filters per chart.
     pub filters: BTreeMap<u16, TypeFilter>,
 }
@@ -71,6 +73,7 @@ impl CollectOptions {
             rescan_interval: Duration::from_millis(config.ingest.rescan_interval_ms),
             fsync: config.ingest.fsync,
             max_read: config.ingest.max_read_bytes,
+            watch: config.ingest.watch,
             filters: config.ingest.filters.clone(),
         }
     }
@@ -336,6 +339,7 @@ impl Collector {
         on_record: &mut dyn FnMut(&SourceFile, &Record<'_>, bool),
         after_step: &mut dyn FnMut(&Collector),
     ) -> Result<(), CollectError> {
+        let wake = self.opts.watch.then(|| Wake::new(&self.opts.data_dir)).flatten();
         let mut since_rescan = Stopwatch::start();
         while !stop.load(Ordering::Relaxed) {
             let started = Stopwatch::start();
@@ -350,12 +354,58 @@ impl Collector {
             after_step(self);
             self.ingestor.take_unreadable();
             if let Some(rest) = self.opts.poll_interval.checked_sub(started.elapsed()) {
-                std::thread::sleep(rest);
+                match &wake {
+                    Some(wake) => wake.wait(rest),
+                    None => std::thread::sleep(rest),
+                }
             }
         }
         self.step_events(true, on_record)?;
         after_step(self);
         Ok(())
+    }
+}
+
+/// Change events of the data folder, to read a line as soon as it is written rather than at the
+/// next poll. Polling stays the guarantee: events are lost on SMB shares and under WSL, and a
+/// burst of them is one wake-up.
+struct Wake {
+    events: std::sync::mpsc::Receiver<()>,
+    // Dropping the watcher ends the events.
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl Wake {
+    /// Watches `dir` and everything below it; `None` (polling only) when the system cannot.
+    fn new(dir: &std::path::Path) -> Option<Wake> {
+        use notify::Watcher;
+        let (tx, events) = std::sync::mpsc::sync_channel(1);
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok_and(|e| e.kind.is_modify() || e.kind.is_create()) {
+                // A full channel already holds a wake-up: one is enough.
+                let _ = tx.try_send(());
+            }
+        });
+        let mut watcher = match watcher {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::info!(error = %e, "no file-system events; polling only");
+                return None;
+            }
+        };
+        if let Err(e) = watcher.watch(dir, notify::RecursiveMode::Recursive) {
+            tracing::info!(dir = %dir.display(), error = %e, "cannot watch; polling only");
+            return None;
+        }
+        Some(Wake {
+            events,
+            _watcher: watcher,
+        })
+    }
+
+    /// Waits until a change event or `timeout`, whichever comes first.
+    fn wait(&self, timeout: Duration) {
+        let _ = self.events.recv_timeout(timeout);
     }
 }
 

@@ -320,6 +320,7 @@ pub(crate) fn collect_opts(data: &Path, journal: &Path, state: &Path) -> Collect
         rescan_interval: Duration::from_millis(20),
         fsync: false,
         max_read: 16 << 20,
+        watch: false,
         filters: BTreeMap::new(),
     }
 }
