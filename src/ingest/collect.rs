@@ -339,7 +339,11 @@ impl Collector {
         on_record: &mut dyn FnMut(&SourceFile, &Record<'_>, bool),
         after_step: &mut dyn FnMut(&Collector),
     ) -> Result<(), CollectError> {
-        let wake = self.opts.watch.then(|| Wake::new(&self.opts.data_dir)).flatten();
+        let wake = self
+            .opts
+            .watch
+            .then(|| Wake::new(&self.opts.data_dir))
+            .flatten();
         let mut since_rescan = Stopwatch::start();
         while !stop.load(Ordering::Relaxed) {
             let started = Stopwatch::start();

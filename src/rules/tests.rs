@@ -250,3 +250,119 @@ fn decide_must_exist_with_one_parameter() {
             .contains("needs strategy.rhai")
     );
 }
+
+/// Property tests of the result validator: whatever a script returns, `validate` gives a
+/// decision that keeps every documented bound, or a rule error; never a panic. Bounded in
+/// `cargo test`; `PROPTEST_CASES=100000 cargo test --lib rules::tests::validator` runs longer.
+mod validator {
+    use proptest::prelude::*;
+    use rhai::Dynamic;
+
+    use super::super::validate;
+
+    const KEYS: [&str; 8] = [
+        "score",
+        "direction",
+        "tier",
+        "size_mult",
+        "components",
+        "reasons",
+        "vetoes",
+        "extra",
+    ];
+    const WORDS: [&str; 10] = [
+        "long", "short", "flat", "GOOD", "PREMIUM", "NO_TRADE", "weak", "", "rule", "why",
+    ];
+
+    fn scalar() -> impl Strategy<Value = Dynamic> {
+        prop_oneof![
+            Just(Dynamic::UNIT),
+            any::<bool>().prop_map(Dynamic::from),
+            (-5i64..150).prop_map(Dynamic::from),
+            prop_oneof![
+                -5.0f64..150.0,
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                Just(-0.0)
+            ]
+            .prop_map(Dynamic::from),
+            proptest::sample::select(&WORDS[..]).prop_map(Dynamic::from),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Dynamic> {
+        scalar().prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Dynamic::from_array),
+                proptest::collection::vec((proptest::sample::select(&WORDS[..]), inner), 0..4)
+                    .prop_map(|pairs| {
+                        Dynamic::from_map(pairs.into_iter().map(|(k, v)| (k.into(), v)).collect())
+                    }),
+            ]
+        })
+    }
+
+    /// A map with some of the expected keys (and sometimes an unknown one).
+    fn result() -> impl Strategy<Value = Dynamic> {
+        prop_oneof![
+            value(),
+            proptest::collection::vec((proptest::sample::select(&KEYS[..]), value()), 0..9)
+                .prop_map(|pairs| Dynamic::from_map(
+                    pairs.into_iter().map(|(k, v)| (k.into(), v)).collect()
+                )),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2_000),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn any_result_is_a_bounded_decision_or_a_rule_error(result in result()) {
+            if let Ok(d) = validate(result) {
+                prop_assert!((0.0..=100.0).contains(&d.score));
+                prop_assert!((0.0..=10.0).contains(&d.size_mult));
+                prop_assert!(d.components.values().all(|x| x.is_finite()));
+                prop_assert!(d.reasons.iter().all(|r| r.points.is_finite()));
+            }
+        }
+
+        #[test]
+        fn every_valid_result_is_accepted_as_it_is(
+            score in 0.0f64..=100.0,
+            direction in proptest::sample::select(&["long", "short", "flat"][..]),
+            tier in proptest::sample::select(&["PREMIUM", "STRONG", "GOOD", "WEAK", "NO_TRADE"][..]),
+            size_mult in 0.0f64..=10.0,
+            components in proptest::collection::btree_map("[a-z]{1,8}", -100.0f64..100.0, 0..5),
+            vetoes in proptest::collection::vec("[a-z_]{1,12}", 0..4),
+        ) {
+            let mut map = rhai::Map::new();
+            map.insert("score".into(), Dynamic::from(score));
+            map.insert("direction".into(), Dynamic::from(direction));
+            map.insert("tier".into(), Dynamic::from(tier));
+            map.insert("size_mult".into(), Dynamic::from(size_mult));
+            map.insert(
+                "components".into(),
+                Dynamic::from_map(components.iter().map(|(k, v)| (k.into(), Dynamic::from(*v))).collect()),
+            );
+            map.insert(
+                "reasons".into(),
+                Dynamic::from_array(vec![Dynamic::from("plain reason")]),
+            );
+            map.insert(
+                "vetoes".into(),
+                Dynamic::from_array(vetoes.iter().map(|v| Dynamic::from(v.clone())).collect()),
+            );
+            let d = validate(Dynamic::from_map(map)).unwrap();
+            prop_assert_eq!(d.score, score);
+            prop_assert_eq!(d.direction.as_str(), direction);
+            prop_assert_eq!(d.tier.as_str(), tier);
+            prop_assert_eq!(d.size_mult, size_mult);
+            prop_assert_eq!(d.components, components);
+            prop_assert_eq!(d.vetoes, vetoes);
+        }
+    }
+}

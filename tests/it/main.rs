@@ -16,6 +16,7 @@ mod journal;
 mod live;
 mod monitor;
 mod props;
+mod props_dtc;
 mod quirks;
 mod reload;
 mod report;

@@ -173,10 +173,14 @@ fn check_books_balance(ing: &Ingestor, events: u64) {
     assert_eq!(events, total.read, "one event per line read");
 }
 
-/// Bounded case counts; failures are saved beside the other test data.
+/// Bounded case counts (`PROPTEST_CASES` overrides them for long runs, docs/fuzzing.md);
+/// failures are saved beside the other test data.
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
-        cases,
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(cases),
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
             "tests/data/proptest-regressions/props.txt",
         ))),

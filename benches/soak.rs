@@ -1,0 +1,154 @@
+//! Soak (product.md §14 and §15): a whole simulated Globex day through a real `mia run` in paper
+//! mode, at accelerated real time, with the default rules and the example shadow set. It
+//! samples the engine's resident memory (`VmRSS` of `/proc/<pid>/status`) every 100 ms and
+//! counts the ERROR lines of its log. Goal: memory under 100 MB and flat, no error.
+//!
+//! `cargo bench --bench soak` runs 1,380 minutes at 300× (about 4.6 minutes); `cargo test
+//! --benches` runs 5 minutes as a smoke test. Linux only (it reads `/proc`).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use mia::clock::Stopwatch;
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let (minutes, speed) = if full { (1_380u32, 300u32) } else { (5, 300) };
+    let dir = tempfile::Builder::new()
+        .prefix("mia-bench-soak-")
+        .tempdir()
+        .expect("temporary folder");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data folder");
+    // Staleness limits are simulated seconds: at 300x, 30 s is 0.1 s of wall time. Widened so
+    // that a busy moment of this machine does not halt entries for the rest of the day.
+    let config = mia::config::REFERENCE
+        .replacen("minute_secs = 30", "minute_secs = 900", 1)
+        .replacen("profile_secs = 300", "profile_secs = 3600", 1)
+        .replacen("vix_secs = 300", "vix_secs = 3600", 1)
+        .replacen("fsync = true", "fsync = false", 1);
+    let config_path = dir.path().join("mia.toml");
+    std::fs::write(&config_path, config).expect("config");
+    let mia = env!("CARGO_BIN_EXE_mia");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+
+    let started = Stopwatch::start();
+    let simulator = Proc(
+        Command::new(mia)
+            .args(["simulate", "--out"])
+            .arg(&data)
+            .args(["--day", "20251208", "--start", "18:00", "--minutes"])
+            .arg(minutes.to_string())
+            .arg("--realtime")
+            .arg(speed.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the simulator"),
+    );
+    while !data.join("mia_sim_manifest.json").is_file() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no manifest");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let log = dir.path().join("run.log");
+    let mut run = Proc(
+        Command::new(mia)
+            .arg("--config")
+            .arg(&config_path)
+            .arg("run")
+            .arg("--data")
+            .arg(&data)
+            .arg("--journal")
+            .arg(dir.path().join("journal"))
+            .arg("--state")
+            .arg(dir.path().join("state"))
+            .arg("--rules")
+            .arg(root.join("rules"))
+            .arg("--shadow")
+            .arg(root.join("examples/rules"))
+            .args(["--paper", "--sim-clock", "--no-monitor"])
+            .env_remove("MIA_CONFIG")
+            .env("MIA_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start mia run"),
+    );
+    let pid = run.0.id();
+    let mut samples = Vec::new();
+    let mut simulator = simulator;
+    loop {
+        if let Some(kib) = rss_kib(pid) {
+            samples.push(kib);
+        }
+        if simulator.0.try_wait().expect("simulator").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Let the engine read the last lines, then stop it as Ctrl-C does.
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+    let code = run.0.wait().expect("mia run exit");
+    let wall = started.elapsed();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let errors = text.lines().filter(|l| l.contains("ERROR")).count();
+    let warnings = text.lines().filter(|l| l.contains("WARN")).count();
+    let decisions: usize = std::fs::read_dir(dir.path().join("journal"))
+        .expect("journal")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("decisions_"))
+        .map(|e| {
+            std::fs::read_to_string(e.path())
+                .map(|t| t.lines().count())
+                .unwrap_or(0)
+        })
+        .sum();
+    let peak = samples.iter().max().copied().unwrap_or(0);
+    let tenth = samples.len() / 10;
+    let early = samples.get(tenth).copied().unwrap_or(0);
+    let late = samples
+        .get(samples.len().saturating_sub(tenth + 1))
+        .copied()
+        .unwrap_or(0);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "soak: {minutes} simulated minutes at {speed}x in {:.0} s; exit {:?}; {decisions} decisions\n\
+         memory (VmRSS): peak {:.1} MB, at 10% {:.1} MB, at 90% {:.1} MB ({} samples)\n\
+         log: {errors} ERROR lines, {warnings} WARN lines",
+        wall.as_secs_f64(),
+        code.code(),
+        peak as f64 / 1024.0,
+        early as f64 / 1024.0,
+        late as f64 / 1024.0,
+        samples.len(),
+    );
+    if errors > 0 {
+        let _ = writeln!(out, "{text}");
+    }
+    assert_eq!(code.code(), Some(0), "mia run failed:\n{text}");
+    assert_eq!(errors, 0, "errors in the log:\n{text}");
+}
