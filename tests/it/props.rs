@@ -9,7 +9,6 @@ use mia::ingest::Ingestor;
 use mia::ingest::record::{LineContext, parse_line};
 use mia::journal::Checkpoint;
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
 use crate::support::{
     Verdict, append, collect_opts, drain, journal_data, open_collector, poll, read_journals, tmp,
@@ -173,19 +172,9 @@ fn check_books_balance(ing: &Ingestor, events: u64) {
     assert_eq!(events, total.read, "one event per line read");
 }
 
-/// Bounded case counts (`PROPTEST_CASES` overrides them for long runs, docs/fuzzing.md);
-/// failures are saved beside the other test data.
+/// Bounded case counts; failures are saved beside the other test data.
 fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(cases),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/data/proptest-regressions/props.txt",
-        ))),
-        ..ProptestConfig::default()
-    }
+    crate::support::proptest_config(cases, "tests/data/proptest-regressions/props.txt")
 }
 
 // ---------------------------------------------------------------------------------------------

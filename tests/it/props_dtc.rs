@@ -8,19 +8,9 @@
 use mia::dtc::frame::FrameDecoder;
 use mia::dtc::message::{Heartbeat, Incoming, decode, encode};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
 fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(cases),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "tests/data/proptest-regressions/props_dtc.txt",
-        ))),
-        ..ProptestConfig::default()
-    }
+    crate::support::proptest_config(cases, "tests/data/proptest-regressions/props_dtc.txt")
 }
 
 /// A frame body: any bytes but NUL (the terminator).

@@ -420,3 +420,22 @@ pub(crate) fn reference_config_with(line: &str, replacement: &str) -> String {
     assert!(text.contains(line), "the reference config has no `{line}`");
     text.replacen(line, replacement, 1)
 }
+
+/// A property-test configuration: `cases` cases (`PROPTEST_CASES` overrides it for long runs,
+/// docs/fuzzing.md), failures saved to `regressions` (under `tests/data/proptest-regressions/`)
+/// and replayed first on every later run.
+pub(crate) fn proptest_config(
+    cases: u32,
+    regressions: &'static str,
+) -> proptest::prelude::ProptestConfig {
+    proptest::prelude::ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(cases),
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct(regressions),
+        )),
+        ..proptest::prelude::ProptestConfig::default()
+    }
+}
