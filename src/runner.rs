@@ -151,8 +151,6 @@ pub struct RunSummary {
     pub counts: Counts,
     /// The kill switch at the end.
     pub kill_switch: KillState,
-    /// Journal files written by the engine (decisions, orders, trades).
-    pub journals: Vec<PathBuf>,
     /// The unified journal's folder.
     pub journal_dir: PathBuf,
 }
@@ -500,18 +498,11 @@ impl Runner {
         if let Some(e) = failure {
             return Err(e);
         }
-        let journals = engine
-            .journal
-            .lengths()
-            .keys()
-            .map(|name| opts.journal_dir.join(name))
-            .collect();
         Ok(RunSummary {
             evaluations: engine.evaluations,
             sets: engine.sets.into_iter().map(|s| s.summary).collect(),
             counts,
             kill_switch: engine.kill.state(),
-            journals,
             journal_dir: opts.journal_dir,
         })
     }
