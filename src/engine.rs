@@ -18,8 +18,8 @@ use crate::dtc::client::ClientEvent;
 use crate::dtc::orders::OrderEvent;
 use crate::execution::book::LiveBook;
 use crate::execution::{
-    Execution, ExecutionMode, Live, OrderContext, OrderLine, OrderRecord, ReadOnly, Submitted,
-    journal_order,
+    Execution, ExecutionError, ExecutionMode, Live, OrderContext, OrderLine, OrderRecord, ReadOnly,
+    Submitted, journal_order,
 };
 use crate::features::{FeatureEngine, Features};
 use crate::ingest::naming::yyyymmdd;
@@ -61,6 +61,10 @@ pub struct SetSummary {
 #[derive(Debug, Serialize)]
 pub(crate) struct DecisionLine<'a> {
     ts: String,
+    /// Start of the completed one-minute bar decided on: with `instrument` and `set`, the key
+    /// that a restarted `mia run` uses to decide every bar once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bar: Option<String>,
     instrument: &'a str,
     set: &'a str,
     rules: &'a str,
@@ -75,6 +79,9 @@ pub(crate) struct DecisionLine<'a> {
     /// a normal kill switch), when the config has `[risk]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     risk: Option<&'a Verdict>,
+    /// Made after a restart, on a bar whose decision the crash lost: journaled, never executed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    recovered: bool,
 }
 
 /// `YYYYMMDD` of `now` in the exchange time zone (`undated` when out of range).
@@ -94,6 +101,8 @@ pub(crate) struct Point<'a> {
     input: RuleInput,
     in_session: bool,
     staleness: &'a StalenessConfig,
+    /// A late decision on a bar that a crash left undecided ([`Point::recovered`]).
+    recovered: bool,
 }
 
 impl<'a> Point<'a> {
@@ -123,7 +132,20 @@ impl<'a> Point<'a> {
             input,
             in_session,
             staleness: &config.staleness,
+            recovered: false,
         }
+    }
+
+    /// Marks the point as a late one, re-decided after a restart: its decisions are journaled
+    /// with `"recovered": true` and their orders are never sent, since the market has moved on.
+    pub(crate) fn recovered(mut self) -> Self {
+        self.recovered = true;
+        self
+    }
+
+    /// Start of the completed bar the point decides on.
+    pub(crate) fn bar_start(&self) -> Option<Timestamp> {
+        self.snapshot.bar.map(|b| b.start)
     }
 }
 
@@ -387,6 +409,7 @@ impl SetRun {
         }
         let line = DecisionLine {
             ts: p.now.to_iso_millis(),
+            bar: p.bar_start().map(Timestamp::to_iso_millis),
             instrument: p.instrument,
             set: &self.summary.name,
             rules: &set.hash,
@@ -395,6 +418,7 @@ impl SetRun {
             ops,
             eval_us,
             risk: verdict.as_ref(),
+            recovered: p.recovered,
         };
         journal.append_json(&format!("decisions_{}.jsonl", p.date), &line)?;
         if self.keep_records {
@@ -427,6 +451,7 @@ impl SetRun {
                 spec: p.snapshot.spec,
             };
             let sent = match &mut self.venue {
+                _ if p.recovered => Err(ExecutionError::Late),
                 Venue::Paper => self.paper.submit(approved, &ctx),
                 Venue::ReadOnly => ReadOnly.submit(approved, &ctx),
                 Venue::Live(live, book) => {

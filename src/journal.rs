@@ -322,6 +322,38 @@ impl Journal {
     }
 }
 
+/// Cuts a torn last line (bytes after the last `\n`, left by a crash in the middle of a
+/// write) off the journal at `path`. Returns the number of bytes cut. Journals that are not
+/// cut back to a checkpoint (the engine's decisions, orders and trades) call this on start, so
+/// that every line in them is whole.
+///
+/// # Errors
+///
+/// [`JournalError::Io`] when the file cannot be read or cut.
+pub fn cut_torn_tail(path: &Path) -> Result<u64, JournalError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io(path))?;
+    let len = file.metadata().map_err(io(path))?.len();
+    if len == 0 {
+        return Ok(0);
+    }
+    // The common case, a whole last line, costs one byte of reading.
+    let mut last = [0u8];
+    file.seek(SeekFrom::Start(len - 1)).map_err(io(path))?;
+    file.read_exact(&mut last).map_err(io(path))?;
+    if last[0] == b'\n' {
+        return Ok(0);
+    }
+    let keep = last_newline_end(path, len)?;
+    tracing::warn!(journal = %path.display(), cut = len - keep, "cutting a torn last line");
+    file.set_len(keep).map_err(io(path))?;
+    Ok(len - keep)
+}
+
 fn last_newline_end(path: &Path, len: u64) -> Result<u64, JournalError> {
     let bytes = std::fs::read(path).map_err(io(path))?;
     let len = (len as usize).min(bytes.len());
@@ -331,6 +363,23 @@ fn last_newline_end(path: &Path, len: u64) -> Result<u64, JournalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_torn_last_line_is_cut_and_whole_lines_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions_20250919.jsonl");
+        for (content, want) in [
+            ("", ""),
+            ("{\"a\":1}\n", "{\"a\":1}\n"),
+            ("{\"a\":1}\n{\"b\":", "{\"a\":1}\n"),
+            ("{\"b\":", ""),
+        ] {
+            std::fs::write(&path, content).unwrap();
+            let cut = cut_torn_tail(&path).unwrap();
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), want, "{content:?}");
+            assert_eq!(cut as usize, content.len() - want.len());
+        }
+    }
 
     #[test]
     fn cuts_back_to_the_checkpoint_and_empties_unlisted_journals() {

@@ -235,6 +235,7 @@ impl Runner {
 
         let now = clock.now();
         let kill = KillSwitch::open(FileStore::new(&opts.state_dir), now)?;
+        let decided = recover_engine_journals(&opts.journal_dir)?;
         let journal = Journal::create(&opts.journal_dir, config.ingest.fsync)?;
         let alerts = Alerts::new(&config.alerts).map_err(|e| RunError::Alerts(e.to_string()))?;
 
@@ -348,6 +349,7 @@ impl Runner {
             drawdown,
             published,
             last_bar: BTreeMap::new(),
+            decided,
             newest: BTreeMap::new(),
             counters: Counters::default(),
             reported: BTreeMap::new(),
@@ -528,6 +530,9 @@ struct Engine {
     published: Arc<Published>,
     /// Start of the last one-minute bar seen per instrument.
     last_bar: BTreeMap<String, Timestamp>,
+    /// Start of the newest bar decided per (instrument, set) in the decision journals when the
+    /// run started, as ISO-8601 (see [`recover_engine_journals`]).
+    decided: BTreeMap<(String, String), String>,
     /// Newest record time per chart (ingest lag).
     newest: BTreeMap<u16, Timestamp>,
     counters: Counters,
@@ -567,7 +572,12 @@ impl Engine {
         });
     }
 
-    fn on_batch(&mut self, now: Timestamp, batch: Batch) -> Result<(), RunError> {
+    fn on_batch(&mut self, now: Timestamp, mut batch: Batch) -> Result<(), RunError> {
+        // A batch holds what each file gained since the last step, file after file. In time
+        // order, a bar is decided on the market as it was when the bar closed, as replay
+        // decides it, even when a batch spans minutes (a restart catching up, a slow disk),
+        // instead of on levels and profiles read from later lines of other files.
+        batch.records.sort_by_key(|(_, record, _)| record.ts);
         let mut decided = 0u64;
         let config = Arc::clone(&self.config);
         let config = &*config;
@@ -582,8 +592,10 @@ impl Engine {
                     && inst.charts.minute == chart
                     && self.last_bar.get(root).is_none_or(|t| record.ts > *t)
                 {
-                    if !replayed && self.last_bar.contains_key(root) {
-                        self.evaluate(config, root, now)?;
+                    if self.last_bar.contains_key(root)
+                        && self.evaluate(config, root, now, *replayed)?
+                        && !replayed
+                    {
                         decided += 1;
                     }
                     self.last_bar.insert(root.to_owned(), record.ts);
@@ -618,19 +630,38 @@ impl Engine {
         Ok(())
     }
 
+    /// Decides on the instrument's completed bar with every set, or, for a bar re-read below the
+    /// checkpoint after a restart (`replayed`), with the sets whose decision on it the restart
+    /// lost. Returns whether any set decided.
     fn evaluate(
         &mut self,
         config: &Config,
         instrument: &str,
         now: Timestamp,
-    ) -> Result<(), RunError> {
+        replayed: bool,
+    ) -> Result<bool, RunError> {
         let Some(snapshot) = self.store.get(instrument) else {
-            return Ok(());
+            return Ok(false);
         };
-        let point = Point::new(config, &self.store, snapshot, &mut self.features, now);
+        let bar = snapshot.bar.map(|b| b.start.to_iso_millis());
+        let due: Vec<bool> = self
+            .sets
+            .iter()
+            .map(|set| !replayed || self.lost(instrument, &set.summary.name, bar.as_deref()))
+            .collect();
+        if !due.contains(&true) {
+            // Decided before the restart. The features still see the bar, so that their state
+            // (the dealer's bias EMA) is what it would have been without the restart.
+            self.features.compute(snapshot);
+            return Ok(false);
+        }
+        let mut point = Point::new(config, &self.store, snapshot, &mut self.features, now);
+        if replayed {
+            point = point.recovered();
+        }
         let kill = self.kill.state();
         let mut reports = Vec::with_capacity(self.sets.len());
-        for set in &mut self.sets {
+        for (set, _) in self.sets.iter_mut().zip(&due).filter(|(_, due)| **due) {
             let report = set.step(
                 &point,
                 &self.host,
@@ -651,7 +682,30 @@ impl Engine {
         for (name, hash, report) in reports {
             self.record_step(now, instrument, &ts, &name, &hash, report);
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Whether a crash lost the decision of `set` on the bar starting at `bar`: the decision
+    /// journals hold a decision of the set (or, for a set they do not know, of another set) on
+    /// this instrument, and none on this bar or a later one. An instrument with no decision at
+    /// all is not recovered: its bars below the checkpoint were ingested before `mia run`
+    /// decided anything (by `mia collect`, say), and deciding them now would flood the journal
+    /// with a morning of late decisions.
+    fn lost(&self, instrument: &str, set: &str, bar: Option<&str>) -> bool {
+        let Some(bar) = bar else {
+            return false;
+        };
+        let upto = self
+            .decided
+            .get(&(instrument.to_owned(), set.to_owned()))
+            .or_else(|| {
+                self.decided
+                    .iter()
+                    .filter(|((i, _), _)| i == instrument)
+                    .map(|(_, b)| b)
+                    .max()
+            });
+        upto.is_some_and(|d| bar > d.as_str())
     }
 
     fn record_step(
@@ -1166,6 +1220,68 @@ impl Engine {
             recent_alerts: self.alerts.recent(),
         }
     }
+}
+
+/// Makes the engine's journals whole after a crash and reads how far they got.
+///
+/// The decision, order and trade journals are not cut back to the ingest checkpoint (their
+/// lines are not the ingest's to replay): a line torn by a crash is cut instead
+/// ([`crate::journal::cut_torn_tail`]). Returns the start of the newest decided bar per
+/// (instrument, set) in the two newest decision journals, which the engine uses to re-decide
+/// the bars whose decisions a crash lost and no other ([`Engine::lost`]).
+fn recover_engine_journals(dir: &Path) -> Result<BTreeMap<(String, String), String>, JournalError> {
+    #[derive(serde::Deserialize)]
+    struct Key {
+        bar: Option<String>,
+        instrument: String,
+        set: String,
+    }
+    let mut decided = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(decided);
+    };
+    let mut decisions: Vec<PathBuf> = Vec::new();
+    for path in entries.flatten().map(|e| e.path()) {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let engine = ["decisions_", "orders_", "trades_"]
+            .iter()
+            .any(|p| name.starts_with(p));
+        if !engine || !name.ends_with(".jsonl") {
+            continue;
+        }
+        crate::journal::cut_torn_tail(&path)?;
+        if name.starts_with("decisions_") {
+            decisions.push(path);
+        }
+    }
+    decisions.sort();
+    for path in decisions.iter().rev().take(2) {
+        let text = std::fs::read_to_string(path).map_err(|source| JournalError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        for (n, line) in text.lines().enumerate() {
+            match serde_json::from_str::<Key>(line) {
+                Ok(Key {
+                    bar: Some(bar),
+                    instrument,
+                    set,
+                }) => {
+                    let newest = decided.entry((instrument, set)).or_insert_with(String::new);
+                    if bar > *newest {
+                        *newest = bar;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(journal = %path.display(), line = n + 1, error = %e, "not a decision line");
+                }
+            }
+        }
+    }
+    Ok(decided)
 }
 
 fn short(hash: &str) -> &str {

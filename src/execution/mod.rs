@@ -75,6 +75,10 @@ pub enum ExecutionError {
     /// The venue refused the order.
     #[error("{0}")]
     Refused(String),
+    /// The decision was made late, after a restart, on a bar that a crash left undecided; the
+    /// market has moved on, so its order is journaled and never sent.
+    #[error("recovered after a restart: a late decision is never sent")]
+    Late,
 }
 
 /// What execution needs to know about an order besides the order itself: when, and what it
