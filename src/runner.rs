@@ -630,9 +630,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Decides on the instrument's completed bar with every set, or, for a bar re-read below the
-    /// checkpoint after a restart (`replayed`), with the sets whose decision on it the restart
-    /// lost. Returns whether any set decided.
+    /// Decides on the instrument's completed bar with every set that has not decided it yet
+    /// ([`Engine::due`]); a bar re-read below the checkpoint after a restart (`replayed`) is a
+    /// late, recovered decision. Returns whether any set decided.
     fn evaluate(
         &mut self,
         config: &Config,
@@ -647,10 +647,10 @@ impl Engine {
         let due: Vec<bool> = self
             .sets
             .iter()
-            .map(|set| !replayed || self.lost(instrument, &set.summary.name, bar.as_deref()))
+            .map(|set| self.due(instrument, &set.summary.name, bar.as_deref(), replayed))
             .collect();
         if !due.contains(&true) {
-            // Decided before the restart. The features still see the bar, so that their state
+            // Decided before a restart. The features still see the bar, so that their state
             // (the dealer's bias EMA) is what it would have been without the restart.
             self.features.compute(snapshot);
             return Ok(false);
@@ -685,15 +685,18 @@ impl Engine {
         Ok(true)
     }
 
-    /// Whether a crash lost the decision of `set` on the bar starting at `bar`: the decision
-    /// journals hold a decision of the set (or, for a set they do not know, of another set) on
-    /// this instrument, and none on this bar or a later one. An instrument with no decision at
-    /// all is not recovered: its bars below the checkpoint were ingested before `mia run`
-    /// decided anything (by `mia collect`, say), and deciding them now would flood the journal
-    /// with a morning of late decisions.
-    fn lost(&self, instrument: &str, set: &str, bar: Option<&str>) -> bool {
+    /// Whether `set` is to decide the bar starting at `bar`: not when the decision journals
+    /// already hold its decision on this bar or a later one. That happens after a restart, for
+    /// bars re-read below the checkpoint (`replayed`) and for bars re-read above it (a crash
+    /// after the decision was written and before the ingest checkpoint was stored, which
+    /// follows it). A replayed bar is decided only when a crash lost its decision: the journals
+    /// hold an earlier decision of the set (or, for a set they do not know, of another set) on
+    /// this instrument. An instrument with no decision at all is not recovered: its bars below
+    /// the checkpoint were ingested before `mia run` decided anything (by `mia collect`, say),
+    /// and deciding them now would flood the journal with a morning of late decisions.
+    fn due(&self, instrument: &str, set: &str, bar: Option<&str>, replayed: bool) -> bool {
         let Some(bar) = bar else {
-            return false;
+            return !replayed;
         };
         let upto = self
             .decided
@@ -705,7 +708,10 @@ impl Engine {
                     .map(|(_, b)| b)
                     .max()
             });
-        upto.is_some_and(|d| bar > d.as_str())
+        match upto {
+            Some(upto) => bar > upto.as_str(),
+            None => !replayed,
+        }
     }
 
     fn record_step(
@@ -1228,7 +1234,7 @@ impl Engine {
 /// lines are not the ingest's to replay): a line torn by a crash is cut instead
 /// ([`crate::journal::cut_torn_tail`]). Returns the start of the newest decided bar per
 /// (instrument, set) in the two newest decision journals, which the engine uses to re-decide
-/// the bars whose decisions a crash lost and no other ([`Engine::lost`]).
+/// the bars whose decisions a crash lost and no other ([`Engine::due`]).
 fn recover_engine_journals(dir: &Path) -> Result<BTreeMap<(String, String), String>, JournalError> {
     #[derive(serde::Deserialize)]
     struct Key {

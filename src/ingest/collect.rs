@@ -209,6 +209,20 @@ impl Collector {
         drain: bool,
         on_record: &mut dyn FnMut(&SourceFile, &Record<'_>, bool),
     ) -> Result<u64, CollectError> {
+        let (lines, progressed) = self.read_and_commit(drain, on_record)?;
+        if progressed {
+            self.store_checkpoint()?;
+        }
+        Ok(lines)
+    }
+
+    /// Polls once, journals and commits, without storing the checkpoint. Returns the lines read
+    /// and whether any byte was, in which case the caller stores the checkpoint.
+    fn read_and_commit(
+        &mut self,
+        drain: bool,
+        on_record: &mut dyn FnMut(&SourceFile, &Record<'_>, bool),
+    ) -> Result<(u64, bool), CollectError> {
         let now = self.clock.now();
         let ingest_ts = now.to_iso_micros();
         let today = utc_to_local(now, self.opts.tz).map(|d| d.date());
@@ -280,10 +294,7 @@ impl Collector {
         }
         self.journaled += journaled;
         self.journal.commit()?;
-        if progress.bytes > 0 {
-            self.store_checkpoint()?;
-        }
-        Ok(progress.lines)
+        Ok((progress.lines, progress.bytes > 0))
     }
 
     fn store_checkpoint(&self) -> Result<(), CollectError> {
@@ -326,9 +337,14 @@ impl Collector {
     }
 
     /// Tails the files until `stop` is set: polls at the configured interval, rescans for new
-    /// files, and after each committed step calls `after_step` (so a
-    /// consumer acts on records only once they are journaled). A last drain at the end leaves
+    /// files, and after each committed step calls `after_step` (so a consumer acts on records
+    /// only once they are journaled), then stores the checkpoint. A last drain at the end leaves
     /// nothing read but unjournaled behind.
+    ///
+    /// The checkpoint comes after `after_step` so that its write (and fsync) is not on the way
+    /// from a line to the decision made on it. A consumer must then tolerate records it acted
+    /// on coming back, not marked as replayed, after a crash between the two: `mia run` does
+    /// not decide a bar twice (it knows the decided bars from its journal).
     ///
     /// # Errors
     ///
@@ -354,8 +370,11 @@ impl Collector {
                 }
                 since_rescan = Stopwatch::start();
             }
-            self.step_events(false, on_record)?;
+            let (_, progressed) = self.read_and_commit(false, on_record)?;
             after_step(self);
+            if progressed {
+                self.store_checkpoint()?;
+            }
             self.ingestor.take_unreadable();
             if let Some(rest) = self.opts.poll_interval.checked_sub(started.elapsed()) {
                 match &wake {
@@ -364,8 +383,11 @@ impl Collector {
                 }
             }
         }
-        self.step_events(true, on_record)?;
+        let (_, progressed) = self.read_and_commit(true, on_record)?;
         after_step(self);
+        if progressed {
+            self.store_checkpoint()?;
+        }
         Ok(())
     }
 }
