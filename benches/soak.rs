@@ -143,11 +143,17 @@ fn main() {
         .get(samples.len().saturating_sub(tenth + 1))
         .copied()
         .unwrap_or(0);
+    // Resident memory at each tenth of the run: whether a rise levels off or keeps climbing.
+    let deciles: Vec<String> = (1..=9)
+        .filter_map(|k| samples.get(samples.len() * k / 10))
+        .map(|kib| format!("{:.1}", *kib as f64 / 1024.0))
+        .collect();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
         "soak: {minutes} simulated minutes at {speed}x in {:.0} s; exit {:?}; {decisions} decisions\n\
          memory (VmRSS): peak {:.1} MB, at 10% {:.1} MB, at 90% {:.1} MB ({} samples)\n\
+         memory at 10%, 20% … 90% of the run: {} MB\n\
          log: {errors} ERROR lines, {warnings} WARN lines, {alerts} alerts",
         wall.as_secs_f64(),
         code.code(),
@@ -155,6 +161,7 @@ fn main() {
         early as f64 / 1024.0,
         late as f64 / 1024.0,
         samples.len(),
+        deciles.join(", "),
     );
     if errors + warnings + alerts > 0 {
         let _ = writeln!(out, "{text}");
