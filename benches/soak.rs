@@ -6,6 +6,7 @@
 //!
 //! `cargo bench --bench soak` runs 1,380 minutes at 300× (about 4.6 minutes); `cargo test
 //! --benches` runs 5 minutes as a smoke test. Linux only (it reads `/proc`).
+//! `MIA_SOAK_MINUTES=2880 MIA_SOAK_SPEED=600 cargo bench --bench soak` soaks two days.
 
 use std::io::Write;
 use std::path::Path;
@@ -34,6 +35,17 @@ fn rss_kib(pid: u32) -> Option<u64> {
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (minutes, speed) = if full { (1_380u32, 300u32) } else { (5, 300) };
+    // Longer or faster runs: MIA_SOAK_MINUTES (up to 2,880, two Globex days) and MIA_SOAK_SPEED.
+    let env = |name: &str, default: u32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (minutes, speed) = (
+        env("MIA_SOAK_MINUTES", minutes),
+        env("MIA_SOAK_SPEED", speed),
+    );
     let dir = tempfile::Builder::new()
         .prefix("mia-bench-soak-")
         .tempdir()

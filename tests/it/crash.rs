@@ -223,6 +223,22 @@ impl Guard {
             let _ = child.wait();
         }
     }
+
+    /// Sends SIGINT (what Ctrl-C sends), waits for the exit and returns its code.
+    fn interrupt(&mut self, what: &str) -> Option<i32> {
+        let mut child = self.0.take().expect("a running child");
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let mut status = None;
+        wait_until(Duration::from_secs(30), &format!("{what} to exit"), || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        status.unwrap().code()
+    }
 }
 
 impl Drop for Guard {
@@ -262,6 +278,14 @@ impl Dirs {
         };
         format!("stdout:\n{}\nstderr:\n{}", read("stdout"), read("stderr"))
     }
+}
+
+fn unified_lines(journal: &Path) -> usize {
+    read_journals(journal)
+        .iter()
+        .filter(|(name, _)| name.starts_with("mia_unified_"))
+        .map(|(_, text)| text.lines().count())
+        .sum()
 }
 
 fn unified_bytes(journal: &Path) -> usize {
@@ -325,29 +349,12 @@ fn ctrl_c_stops_collect_cleanly_with_everything_journaled() {
     ));
     let journal = run.join("journal");
     wait_until(Duration::from_secs(20), "every line journaled", || {
-        read_journals(&journal)
-            .iter()
-            .filter(|(n, _)| n.starts_with("mia_unified_"))
-            .map(|(_, t)| t.lines().count())
-            .sum::<usize>()
-            == accepted
+        unified_lines(&journal) == accepted
     });
-    let child = guard.0.as_mut().unwrap();
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let mut status = None;
-    wait_until(Duration::from_secs(20), "mia collect to exit", || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
-    let status = status.unwrap();
-    assert_eq!(status.code(), Some(0), "{}", dirs.log("follow"));
+    let code = guard.interrupt("mia collect");
+    assert_eq!(code, Some(0), "{}", dirs.log("follow"));
     let log = dirs.log("follow");
     assert!(log.contains("records journaled"), "{log}");
-    guard.0 = None;
 
     let before = read_journals(&journal);
     let again = TestCommand::new(dirs.collect_args(&run, true)).run();
@@ -565,6 +572,12 @@ impl RunBench {
             ("rescan_interval_ms = 1000", "rescan_interval_ms = 50"),
             ("enabled = true", "enabled = false"),
             ("shadow_dir = \"shadow\"", "shadow_dir = \"\""),
+            // The simulation's clock runs on after the session is written, at its speed: a
+            // decision approved in replay must not be refused for the time it is made at.
+            (
+                "entry_windows = [{ start = \"09:35\", end = \"15:45\" }]",
+                "entry_windows = [{ start = \"00:00\", end = \"23:59\" }]",
+            ),
             // A bar re-decided after a restart is decided later in simulated time than replay
             // decides it (a restart takes simulated minutes at these speeds): staleness must
             // not tell them apart.
@@ -696,19 +709,8 @@ impl RunBench {
                 done()
             },
         );
-        let child = guard.0.as_mut().unwrap();
-        let sent = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let mut exit = None;
-        wait_until(Duration::from_secs(30), "mia run to stop", || {
-            exit = child.try_wait().unwrap();
-            exit.is_some()
-        });
-        assert_eq!(exit.unwrap().code(), Some(0), "{}", self.log(tag));
-        guard.0 = None;
+        let code = guard.interrupt("mia run");
+        assert_eq!(code, Some(0), "{}", self.log(tag));
     }
 
     /// `mia replay` of the data as it now is: (instrument, bar, set) → result.
@@ -775,7 +777,9 @@ fn differences(
 #[test]
 fn mia_run_decides_as_replay_does_and_redecides_what_a_crash_lost() {
     let bench = RunBench::new();
-    let mut simulator = bench.simulate(4800);
+    // 2 s of writing; then the simulated clock moves 20 minutes a second, so the test ends
+    // well within the simulated day even in a slow debug build.
+    let mut simulator = bench.simulate(1200);
     bench.wait_simulated(&mut simulator);
     let want = bench.replay();
     let run = bench.dir.path().join("run");
@@ -850,23 +854,16 @@ fn mia_run_decides_as_replay_does_and_redecides_what_a_crash_lost() {
     // The other side of the ingest checkpoint, which is stored after the engine has the batch:
     // a crash after the decisions were written and before the checkpoint. At the extreme,
     // nothing was checkpointed: the lines come back as new, and no bar is decided again.
-    let unified = |journal: &Path| -> usize {
-        read_journals(journal)
-            .iter()
-            .filter(|(n, _)| n.starts_with("mia_unified_"))
-            .map(|(_, t)| t.lines().count())
-            .sum()
-    };
-    let lines = unified(&journal);
+    let lines = unified_lines(&journal);
     let before = std::fs::read_to_string(file).unwrap();
     std::fs::remove_file(run.join("state").join("ingest_checkpoint.json")).unwrap();
     for name in read_journals(&journal).keys() {
         std::fs::remove_file(journal.join(name)).unwrap();
     }
     bench.run_until_journaled(&run, "unchecked", &format!("{lines} lines"), || {
-        unified(&journal) >= lines
+        unified_lines(&journal) >= lines
     });
-    assert_eq!(unified(&journal), lines);
+    assert_eq!(unified_lines(&journal), lines);
     pretty_assertions::assert_eq!(
         std::fs::read_to_string(file).unwrap(),
         before,
