@@ -380,12 +380,27 @@ fn walk(
     Ok(())
 }
 
+/// How much of a file's first line identifies the file (to tell a replaced file from a grown
+/// one): the line with its `\n`, or its first `HEAD_BYTES` bytes when it is longer.
+const HEAD_BYTES: usize = 4096;
+
+/// The hash of the head of a file whose first line is complete (see [`head_hash`]).
 fn first_line_hash(path: &Path) -> Option<u64> {
     let mut file = File::open(path).ok()?;
-    let mut head = vec![0u8; 4096];
+    let mut head = vec![0u8; HEAD_BYTES];
     let n = read_full(&mut file, &mut head).ok()?;
-    let end = memchr::memchr(b'\n', &head[..n])?;
-    Some(xxh3_64(&head[..=end]))
+    match memchr::memchr(b'\n', &head[..n]) {
+        Some(end) => Some(xxh3_64(&head[..=end])),
+        // A first line longer than the head: its first HEAD_BYTES bytes.
+        None if n == HEAD_BYTES => Some(xxh3_64(&head)),
+        None => None,
+    }
+}
+
+/// The head hash of a buffer read from offset 0 whose first line ends at `first` (the index
+/// of its `\n`): the same bytes [`first_line_hash`] reads back from the file.
+fn head_hash(buf: &[u8], first: usize) -> u64 {
+    xxh3_64(&buf[..(first + 1).min(HEAD_BYTES)])
 }
 
 fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -462,7 +477,7 @@ fn process(
     };
     if t.offset == 0 && t.head.is_none() {
         let first = memchr::memchr(b'\n', buf).unwrap_or(last_nl);
-        t.head = Some(xxh3_64(&buf[..=first]));
+        t.head = Some(head_hash(buf, first));
     }
     let ctx = LineContext {
         chart: t.source.name.chart,

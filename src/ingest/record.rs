@@ -38,6 +38,10 @@ pub enum InvalidLine {
     /// The time field cannot be converted to an instant.
     #[error("time `t` = {0} is out of range")]
     BadTime(f64),
+    /// `type` is the empty string: a record with no type is a writer's bug, not a record type
+    /// to keep (an absent `type` is handled; see [`parse_line`]).
+    #[error("empty record type `type`")]
+    EmptyType,
     /// A known record type without one of its required fields.
     #[error("`{kind}` record without `{field}`")]
     MissingField {
@@ -426,6 +430,7 @@ pub fn parse_line<'a>(line: &'a str, ctx: &LineContext<'_>) -> Result<Record<'a>
     // they are (sierra-format.md §2.2.3).
     let typeless_chart4 = wire.type_.is_none() && ctx.chart == 4;
     let kind: Cow<'a, str> = match (&wire.type_, ctx.kind) {
+        (Some(k), _) if k.is_empty() => return Err(InvalidLine::EmptyType),
         (Some(k), _) => k.clone(),
         (None, Some(file_kind)) => Cow::Owned(file_kind.to_owned()),
         (None, None) if typeless_chart4 => Cow::Borrowed(chart4_kind_from_keys(&wire)),
@@ -788,6 +793,24 @@ mod tests {
         };
         assert!(!current.unwrap().trusted);
         assert_eq!(previous, None, "zeros mean missing");
+    }
+
+    /// Found by `cargo fuzz run parse_line` (fuzz/regressions/parse_line/empty-type-accepted.jsonl):
+    /// an empty `type` was accepted as a record of kind "".
+    #[test]
+    fn an_empty_type_is_an_invalid_line() {
+        for (chart, kind) in [
+            (3, None),
+            (3, Some("basedata")),
+            (4, None),
+            (4, Some("vwap")),
+        ] {
+            assert_eq!(
+                parse_line(r#"{"t":9,"type":"","":3}"#, &ctx(chart, kind)),
+                Err(InvalidLine::EmptyType),
+                "chart {chart}, file kind {kind:?}"
+            );
+        }
     }
 
     #[test]

@@ -204,6 +204,29 @@ fn a_replaced_larger_file_is_read_again_from_the_start() {
     );
 }
 
+/// Found with `cargo fuzz run parse_line` (fuzz/regressions/parse_line/
+/// ingestor-first-line-over-4k-read-twice.jsonl): a first line longer than the 4 KiB the
+/// replacement check reads made every later poll and rescan take the file for a replaced one,
+/// so its lines came out again (as duplicates, or counted invalid again).
+#[test]
+fn a_first_line_longer_than_4_kib_is_not_taken_for_a_replaced_file() {
+    let dir = tmp();
+    let path = dir.path().join(FILE);
+    let long = format!("{{\"t\":1,\"x\":\"{}\"}}\n", "x".repeat(5000));
+    write(&path, &long);
+    let mut ing = ingestor(dir.path(), &[3]);
+    let first = poll(&mut ing);
+    assert_eq!(first.len(), 1, "{first:#?}");
+    assert_eq!(first[0].line_no, 1);
+
+    append(&path, &lines([7], "\n"));
+    assert_eq!(accepted(&poll(&mut ing)), rows(FILE, 2, &[7]));
+    ing.rescan().unwrap();
+    append(&path, &lines([8], "\n"));
+    assert_eq!(accepted(&poll(&mut ing)), rows(FILE, 3, &[8]));
+    assert!(poll(&mut ing).is_empty(), "nothing read again");
+}
+
 /// The collector polls every `poll_interval` but rescans only every `rescan_interval`, so a
 /// poll usually comes first after a replacement: it must not read the new content from the old
 /// offset (here the middle of a line), and every line of the new file must be accepted once.
