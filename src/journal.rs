@@ -141,6 +141,9 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8], fsync: bool) -> std::io::Res
     std::fs::rename(&tmp, path)
 }
 
+/// Bytes of buffer a journal file keeps between commits.
+const KEEP_BUFFER: usize = 1 << 16;
+
 struct Open {
     file: File,
     len: u64,
@@ -250,7 +253,7 @@ impl Journal {
                 Open {
                     file,
                     len,
-                    pending: Vec::with_capacity(1 << 16),
+                    pending: Vec::new(),
                 },
             );
         }
@@ -307,6 +310,9 @@ impl Journal {
             open.len += open.pending.len() as u64;
             written += open.pending.len() as u64;
             open.pending.clear();
+            // A burst (a restart catching up, a slow disk) can grow a buffer to many MB: keep
+            // what a normal batch needs, not the largest batch ever, for each file of each day.
+            open.pending.shrink_to(KEEP_BUFFER);
         }
         Ok(written)
     }
