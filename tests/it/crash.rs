@@ -398,7 +398,10 @@ fn kill_9_at_any_moment_loses_and_duplicates_nothing() {
     };
     let (mut guard, mut tag) = spawn(&mut starts);
     let mut kills_while_writing = 0;
-    for (n, fraction) in [0.12, 0.3, 0.45, 0.6, 0.75].into_iter().enumerate() {
+    // Kills spread from 12 % to 75 % of the journal's final size.
+    let kills = run_kills();
+    let fractions = (0..kills).map(|i| 0.12 + 0.63 * i as f64 / (kills.max(2) - 1) as f64);
+    for (n, fraction) in fractions.enumerate() {
         if n == 2 {
             // Once right after a start, while it replays the sources up to its checkpoint.
             std::thread::sleep(Duration::from_millis(rng.below(4)));
@@ -475,8 +478,9 @@ fn kill_9_at_any_moment_loses_and_duplicates_nothing() {
 /// adapts.
 const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
 
-/// How many times the `mia run` crash test kills the engine: a few in every `cargo test`,
-/// `MIA_CRASH_KILLS=50` (or more) for the long variant (`docs/run.md`).
+/// How many times the crash tests kill `mia collect` (plus one right after a start) and
+/// `mia run`: a few in every `cargo test`, `MIA_CRASH_KILLS=50` (or more) for the long variant
+/// (`docs/run.md`).
 fn run_kills() -> usize {
     std::env::var("MIA_CRASH_KILLS")
         .ok()
