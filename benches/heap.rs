@@ -13,10 +13,11 @@
 use std::alloc::System;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+mod common;
 
 use cap::Cap;
 use mia::clock::{Clock, Stopwatch};
@@ -51,17 +52,7 @@ fn main() {
     std::fs::create_dir_all(&data).expect("data folder");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
 
-    let mut simulator = Command::new(env!("CARGO_BIN_EXE_mia"))
-        .args(["simulate", "--out"])
-        .arg(&data)
-        .args(["--day", "20251208", "--start", "18:00", "--minutes"])
-        .arg(minutes.to_string())
-        .arg("--realtime")
-        .arg(speed.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the simulator");
+    let mut simulator = common::spawn_simulator(&data, minutes, speed);
     let manifest = data.join(MANIFEST_FILE);
     let started = Stopwatch::start();
     let anchor = loop {
@@ -73,12 +64,7 @@ fn main() {
     };
     let clock: Arc<dyn Clock> = Arc::new(anchor.clock());
 
-    // Staleness limits are simulated seconds, which pass hundreds of times faster here.
-    let text = mia::config::REFERENCE
-        .replacen("minute_secs = 30", "minute_secs = 900", 1)
-        .replacen("profile_secs = 300", "profile_secs = 3600", 1)
-        .replacen("vix_secs = 300", "vix_secs = 3600", 1)
-        .replacen("fsync = true", "fsync = false", 1);
+    let text = common::accelerated_config();
     let config = Config::parse(&text, Path::new("mia.toml")).expect("config");
     let mut opts = RunOptions::from_config(&config);
     opts.data_dir = data;

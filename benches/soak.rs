@@ -8,6 +8,8 @@
 //! --benches` runs 5 minutes as a smoke test. Linux only (it reads `/proc`).
 //! `MIA_SOAK_MINUTES=2880 MIA_SOAK_SPEED=600 cargo bench --bench soak` soaks two days.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -52,32 +54,14 @@ fn main() {
         .expect("temporary folder");
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).expect("data folder");
-    // Staleness limits are simulated seconds: at 300x, 30 s is 0.1 s of wall time. Widened so
-    // that a busy moment of this machine does not halt entries for the rest of the day.
-    let config = mia::config::REFERENCE
-        .replacen("minute_secs = 30", "minute_secs = 900", 1)
-        .replacen("profile_secs = 300", "profile_secs = 3600", 1)
-        .replacen("vix_secs = 300", "vix_secs = 3600", 1)
-        .replacen("fsync = true", "fsync = false", 1);
+    let config = common::accelerated_config();
     let config_path = dir.path().join("mia.toml");
     std::fs::write(&config_path, config).expect("config");
     let mia = env!("CARGO_BIN_EXE_mia");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
 
     let started = Stopwatch::start();
-    let simulator = Proc(
-        Command::new(mia)
-            .args(["simulate", "--out"])
-            .arg(&data)
-            .args(["--day", "20251208", "--start", "18:00", "--minutes"])
-            .arg(minutes.to_string())
-            .arg("--realtime")
-            .arg(speed.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the simulator"),
-    );
+    let simulator = Proc(common::spawn_simulator(&data, minutes, speed));
     while !data.join("mia_sim_manifest.json").is_file() {
         assert!(started.elapsed() < Duration::from_secs(30), "no manifest");
         std::thread::sleep(Duration::from_millis(10));

@@ -10,8 +10,8 @@ use std::process::Child;
 use std::time::Duration;
 
 use crate::support::{
-    Ran, TestCommand, append, manifest_dir, read_journals, strip_ingest_ts, tmp, unified_streams,
-    wait_until,
+    Ran, TestCommand, append, manifest_dir, read_journals, realtime_session, strip_ingest_ts, tmp,
+    unified_streams, wait_until,
 };
 
 /// A small deterministic generator (xorshift64*), so that every run writes the same data.
@@ -618,22 +618,7 @@ impl RunBench {
     fn simulate(&self, speed: u32) -> Guard {
         let data = self.data();
         let guard = Guard(Some(
-            TestCommand::new([
-                "simulate",
-                "--out",
-                data.to_str().unwrap(),
-                "--day",
-                "20251208",
-                "--start",
-                "10:00",
-                "--minutes",
-                "40",
-                "--realtime",
-                &speed.to_string(),
-                "--seed",
-                "13",
-            ])
-            .spawn(&self.logs(), "simulate"),
+            realtime_session(&data, 40, speed).spawn(&self.logs(), "simulate"),
         ));
         wait_until(Duration::from_secs(30), "the simulator's manifest", || {
             data.join("mia_sim_manifest.json").is_file()

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::browser::browser;
-use super::support::{TestCommand, manifest_dir, tmp, wait_until};
+use super::support::{TestCommand, manifest_dir, realtime_session, tmp, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 /// The demo configuration (one instrument, live mode), which the tests adapt.
@@ -244,26 +244,7 @@ impl Session {
         let config_path = dir.path().join("mia.toml");
         std::fs::write(&config_path, config(text)).unwrap();
 
-        let (minutes, speed) = (minutes.to_string(), speed.to_string());
-        let simulator = Proc::spawn(
-            TestCommand::new([
-                "simulate",
-                "--out",
-                data.to_str().unwrap(),
-                "--day",
-                "20251208",
-                "--start",
-                "10:00",
-                "--minutes",
-                &minutes,
-                "--realtime",
-                &speed,
-                "--seed",
-                "13",
-            ]),
-            &logs,
-            "simulate",
-        );
+        let simulator = Proc::spawn(realtime_session(&data, minutes, speed), &logs, "simulate");
         wait_until(DEADLINE, "the simulator's manifest", || {
             data.join("mia_sim_manifest.json").is_file()
         });

@@ -414,6 +414,26 @@ pub(crate) fn simulate_session(data: &Path, minutes: u32, seed: u64, quirks: boo
     assert_eq!(ran.code, Some(0), "{ran:?}");
 }
 
+/// `mia simulate --realtime SPEED`: `minutes` of ES from 10:00 New York on 2025-12-08 (seed 13)
+/// into `data`, to spawn in the background.
+pub(crate) fn realtime_session(data: &Path, minutes: u32, speed: u32) -> TestCommand {
+    TestCommand::new([
+        "simulate",
+        "--out",
+        data.to_str().unwrap(),
+        "--day",
+        "20251208",
+        "--start",
+        "10:00",
+        "--minutes",
+        &minutes.to_string(),
+        "--realtime",
+        &speed.to_string(),
+        "--seed",
+        "13",
+    ])
+}
+
 /// The reference config (`config/mia.toml`) with one line replaced.
 pub(crate) fn reference_config_with(line: &str, replacement: &str) -> String {
     let text = mia::config::REFERENCE;
