@@ -299,6 +299,9 @@ impl Journal {
         let mut written = 0;
         for (name, open) in &mut self.files {
             if open.pending.is_empty() {
+                // A file not written to (yesterday's, say) gives back the buffer of its last
+                // batch, however large that was.
+                open.pending.shrink_to(KEEP_BUFFER);
                 continue;
             }
             let path = self.dir.join(name);
@@ -309,10 +312,15 @@ impl Journal {
             }
             open.len += open.pending.len() as u64;
             written += open.pending.len() as u64;
+            let used = open.pending.len();
             open.pending.clear();
             // A burst (a restart catching up, a slow disk) can grow a buffer to many MB: keep
-            // what a normal batch needs, not the largest batch ever, for each file of each day.
-            open.pending.shrink_to(KEEP_BUFFER);
+            // about what the batches need now, not the largest batch ever, for each file of
+            // each day. Steady large batches keep their buffer (no reallocation per commit).
+            let keep = used.max(KEEP_BUFFER);
+            if open.pending.capacity() > 4 * keep {
+                open.pending.shrink_to(keep);
+            }
         }
         Ok(written)
     }
@@ -369,6 +377,35 @@ fn last_newline_end(path: &Path, len: u64) -> Result<u64, JournalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A burst must not stay allocated for the rest of the run: the file's next commit (or
+    /// the next commit of others, while it is idle) gives the buffer back.
+    #[test]
+    fn a_burst_buffer_is_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(dir.path(), false).unwrap();
+        let capacity = |j: &Journal, name: &str| j.files[name].pending.capacity();
+        let burst = vec![b'x'; 4 << 20];
+        for name in ["a.jsonl", "b.jsonl"] {
+            j.buffer(name).unwrap().extend_from_slice(&burst);
+        }
+        j.commit().unwrap();
+        assert!(
+            capacity(&j, "a.jsonl") >= 4 << 20,
+            "the burst's own commit keeps it"
+        );
+        j.buffer("a.jsonl").unwrap().extend_from_slice(b"{}\n");
+        j.commit().unwrap();
+        assert!(
+            capacity(&j, "a.jsonl") <= KEEP_BUFFER,
+            "a small batch after it"
+        );
+        assert!(capacity(&j, "b.jsonl") <= KEEP_BUFFER, "an idle file");
+        assert_eq!(
+            std::fs::metadata(dir.path().join("a.jsonl")).unwrap().len(),
+            (4 << 20) + 3
+        );
+    }
 
     #[test]
     fn a_torn_last_line_is_cut_and_whole_lines_are_kept() {

@@ -577,8 +577,11 @@ impl Engine {
         // order, a bar is decided on the market as it was when the bar closed, as replay
         // decides it, even when a batch spans minutes (a restart catching up, a slow disk),
         // instead of on levels and profiles read from later lines of other files.
-        batch.records.sort_by_key(|(_, record, _)| record.ts);
-        let mut decided = 0u64;
+        // Most batches (one file, a quiet minute) are in order already: no sort, no buffer.
+        if !batch.records.is_sorted_by_key(|(_, record, _)| record.ts) {
+            batch.records.sort_by_key(|(_, record, _)| record.ts);
+        }
+        let mut fresh = 0u64;
         let config = Arc::clone(&self.config);
         let config = &*config;
         for (chart, record, replayed) in &batch.records {
@@ -596,7 +599,7 @@ impl Engine {
                         && self.evaluate(config, root, now, *replayed)?
                         && !replayed
                     {
-                        decided += 1;
+                        fresh += 1;
                     }
                     self.last_bar.insert(root.to_owned(), record.ts);
                 }
@@ -604,9 +607,9 @@ impl Engine {
             self.store.apply(chart, record, now);
         }
         self.journal.commit()?;
-        if decided > 0 {
+        if fresh > 0 {
             let secs = batch.read_at.elapsed().as_secs_f64();
-            for _ in 0..decided {
+            for _ in 0..fresh {
                 self.published.metrics.append_to_decision.observe(secs);
             }
         }
