@@ -16,6 +16,7 @@ use mia::dtc::client::{
     Bracket, ClientConfig, ClientEvent, DtcClient, Handshake, Secret, SessionStatus, Side,
 };
 use mia::dtc::message::order_status;
+use mia::dtc::orders::OrderEvent;
 use mia::dtc::sim::{Fault, SimConfig, SimHandle, SimServer};
 use mia::execution::{Live, OrderLine, OrderRecord, journal_order};
 use mia::journal::Journal;
@@ -232,8 +233,11 @@ fn a_rejected_order_carries_its_info_text_into_the_order_journal() {
     let client = start(&sim.addr().to_string(), state.path());
     sim.inject(Fault::RejectNextOrder);
     let ids = client.submit_bracket(long(6505.0, 6495.0)).unwrap();
-    wait_until(WAIT, "the reject", || {
-        status(&client, &ids.parent) == order_status::REJECTED
+    // The server rejects the three legs in three reports: wait for the last one, not the first.
+    wait_until(WAIT, "the reject of the whole bracket", || {
+        [&ids.parent, &ids.target, &ids.stop]
+            .iter()
+            .all(|id| status(&client, id) == order_status::REJECTED)
     });
     let parent = client.order(&ids.parent).unwrap();
     assert!(!parent.info_text.is_empty());
@@ -241,7 +245,17 @@ fn a_rejected_order_carries_its_info_text_into_the_order_journal() {
     let live = Live::new(BTreeMap::from([("ES".to_owned(), client)]));
     let mut journal = Journal::create(&state.path().join("journal"), false).unwrap();
     let now = Timestamp::from_secs(1_763_999_999);
-    for (instrument, event) in live.poll_events() {
+    // The book is updated just before its event is queued: poll until the three events are out.
+    let mut events = Vec::new();
+    wait_until(WAIT, "the three reject events", || {
+        events.extend(live.poll_events());
+        events
+            .iter()
+            .filter(|(_, e)| matches!(e, ClientEvent::Order(OrderEvent::Rejected { .. })))
+            .count()
+            == 3
+    });
+    for (instrument, event) in events {
         let line = OrderLine {
             ts: now.to_iso_millis(),
             instrument: &instrument,
