@@ -127,6 +127,71 @@ fn compile_default(bencher: divan::Bencher<'_, '_>) {
     });
 }
 
+/// The least a default set that expresses product.md §6 must do in Rhai per decision, even if
+/// every factor came ready-made from native code: read the three direction votes and the 11
+/// factors of the side, weigh them, pick the direction and the tier, and return the components.
+/// No factor curve, no reason text, no hard rule. The factors are stood in for by `s.tick_size`
+/// (a property read costs the same whichever property it is).
+const FLOOR: &str = r#"
+const GAMMA_WEIGHT = 20.0; const BLIND_SPOTS_WEIGHT = 10.0; const SWING_WEIGHT = 5.0;
+const DEALER_BIAS_WEIGHT = 5.0; const VOLUME_PROFILE_WEIGHT = 15.0; const VWAP_WEIGHT = 10.0;
+const ORDER_FLOW_WEIGHT = 5.0; const CONFLUENCE_WEIGHT = 5.0; const VIX_LEVEL_WEIGHT = 15.0;
+const VIX_POLICY_WEIGHT = 5.0; const ATR_WEIGHT = 5.0;
+const VOTE_MIN = 0.5;
+const PREMIUM_MIN = 90.0; const PREMIUM_MULT = 2.0; const STRONG_MIN = 80.0; const STRONG_MULT = 1.5;
+const GOOD_MIN = 70.0; const GOOD_MULT = 1.0; const WEAK_MIN = 60.0; const WEAK_MULT = 0.5;
+fn decide(s) {
+    let vote = s.tick_size + s.tick_size + s.tick_size;
+    let direction = if vote >= global::VOTE_MIN { "long" } else if vote <= -global::VOTE_MIN { "short" } else { "flat" };
+    let gamma = global::GAMMA_WEIGHT * s.tick_size;
+    let blind_spots = global::BLIND_SPOTS_WEIGHT * s.tick_size;
+    let swing = global::SWING_WEIGHT * s.tick_size;
+    let dealer_bias = global::DEALER_BIAS_WEIGHT * s.tick_size;
+    let volume_profile = global::VOLUME_PROFILE_WEIGHT * s.tick_size;
+    let vwap = global::VWAP_WEIGHT * s.tick_size;
+    let order_flow = global::ORDER_FLOW_WEIGHT * s.tick_size;
+    let confluence = global::CONFLUENCE_WEIGHT * s.tick_size;
+    let vix_level = global::VIX_LEVEL_WEIGHT * s.tick_size;
+    let vix_policy = global::VIX_POLICY_WEIGHT * s.tick_size;
+    let atr = global::ATR_WEIGHT * s.tick_size;
+    let score = gamma + blind_spots + swing + dealer_bias + volume_profile + vwap + order_flow
+              + confluence + vix_level + vix_policy + atr;
+    let tier = "NO_TRADE";
+    let mult = 0.0;
+    if score >= global::PREMIUM_MIN { tier = "PREMIUM"; mult = global::PREMIUM_MULT; }
+    else if score >= global::STRONG_MIN { tier = "STRONG"; mult = global::STRONG_MULT; }
+    else if score >= global::GOOD_MIN { tier = "GOOD"; mult = global::GOOD_MULT; }
+    else if score >= global::WEAK_MIN { tier = "WEAK"; mult = global::WEAK_MULT; }
+    #{
+        score: score, direction: direction, tier: tier, size_mult: mult,
+        components: #{
+            gamma: gamma, blind_spots: blind_spots, swing: swing, dealer_bias: dealer_bias,
+            volume_profile: volume_profile, vwap: vwap, order_flow: order_flow,
+            confluence: confluence, vix_level: vix_level, vix_policy: vix_policy, atr: atr,
+        },
+        reasons: [], vetoes: [],
+    }
+}
+"#;
+
+/// `decide` of [`FLOOR`]: the cost of the §6 skeleton alone, the lower bound of what moving the
+/// factor curves into native features could reach.
+#[divan::bench(sample_count = 200, sample_size = 50)]
+fn decide_floor(bencher: divan::Bencher<'_, '_>) {
+    static SET: OnceLock<(RuleSet, tempfile::TempDir)> = OnceLock::new();
+    let f = fixture();
+    let (set, _) = SET.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("strategy.rhai"), FLOOR).unwrap();
+        (f.host.compile(dir.path()).unwrap(), dir)
+    });
+    bencher.bench(|| {
+        f.host
+            .evaluate(divan::black_box(set), divan::black_box(&f.input))
+            .unwrap()
+    });
+}
+
 /// What one Rhai construct costs inside `decide`, ten times over, on top of the host's call and
 /// a constant result map (the `baseline`). This is the price list a rule author spends the
 /// 5 µs budget from.
