@@ -766,9 +766,10 @@ fn differences(
 #[test]
 fn mia_run_decides_as_replay_does_and_redecides_what_a_crash_lost() {
     let bench = RunBench::new();
-    // 2 s of writing; then the simulated clock moves 20 minutes a second, so the test ends
-    // well within the simulated day even in a slow debug build.
-    let mut simulator = bench.simulate(1200);
+    // 6 s of writing; then the simulated clock moves about 7 minutes a second. Decision files
+    // are named by the clock's date, and New York's midnight comes 126 s after the start: far
+    // beyond this test even in a debug build on a loaded machine (it takes 16 s in a debug build here).
+    let mut simulator = bench.simulate(400);
     bench.wait_simulated(&mut simulator);
     let want = bench.replay();
     let run = bench.dir.path().join("run");

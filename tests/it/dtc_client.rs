@@ -44,7 +44,9 @@ fn config(addr: &str, state: &Path) -> ClientConfig {
         trade_account: "Sim1".into(),
         username: String::new(),
         password: Secret::default(),
-        heartbeat: Duration::from_secs(1),
+        // Long enough that a test thread or session thread paused on a loaded machine is not
+        // taken for a silent peer; the silence test shortens it.
+        heartbeat: Duration::from_secs(5),
         handshake: Handshake::BinaryRequest,
         reconnect_initial: Duration::from_millis(50),
         reconnect_max: Duration::from_millis(400),
@@ -159,7 +161,15 @@ fn split_and_coalesced_frames_are_read_whole() {
 fn a_silent_server_times_out_and_the_client_resyncs_before_the_next_order() {
     let state = tmp();
     let sim = sim();
-    let client = start(&sim.addr().to_string(), state.path());
+    let client = DtcClient::start(
+        ClientConfig {
+            heartbeat: Duration::from_secs(1),
+            ..config(&sim.addr().to_string(), state.path())
+        },
+        Arc::new(LiveClock),
+    )
+    .unwrap();
+    wait_for(&client, "ready", |e| matches!(e, ClientEvent::Ready { .. }));
     sim.inject(Fault::Silence);
     // Silence keeps the connection open: only the heartbeat timeout (2 × 1 s) can notice.
     let gone = wait_for(&client, "disconnect", |e| {
