@@ -768,7 +768,7 @@ fn mia_run_decides_as_replay_does_and_redecides_what_a_crash_lost() {
     let bench = RunBench::new();
     // 6 s of writing; then the simulated clock moves about 7 minutes a second. Decision files
     // are named by the clock's date, and New York's midnight comes 126 s after the start: far
-    // beyond this test even in a debug build on a loaded machine (it takes 16 s in a debug build here).
+    // beyond this test even on a loaded machine (16 s in a debug build here).
     let mut simulator = bench.simulate(400);
     bench.wait_simulated(&mut simulator);
     let want = bench.replay();
