@@ -12,7 +12,7 @@
 //! `cargo bench --bench latency` prints one table; `cargo test --benches` runs one short setting
 //! as a smoke test.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -122,28 +122,36 @@ fn measure(setting: Setting) -> Vec<u64> {
         let done = Arc::clone(&done);
         let journal = journal.clone();
         std::thread::spawn(move || {
-            let mut seen = 0usize;
             // Decisions are journaled under the engine's trading day (the wall clock's here).
-            let mut decisions = None;
+            // The file is kept open and only its new bytes are read: reading it whole at each
+            // poll took a core away from the engine on a 2-core machine as the file grew.
+            let mut decisions: Option<std::fs::File> = None;
+            let mut fresh = Vec::new();
             while !done.load(Ordering::Relaxed) {
                 if decisions.is_none() {
                     decisions = std::fs::read_dir(&journal).ok().and_then(|entries| {
-                        entries.flatten().map(|e| e.path()).find(|p| {
-                            p.file_name()
-                                .and_then(|n| n.to_str())
-                                .is_some_and(|n| n.starts_with("decisions_"))
-                        })
+                        entries
+                            .flatten()
+                            .map(|e| e.path())
+                            .find(|p| {
+                                p.file_name()
+                                    .and_then(|n| n.to_str())
+                                    .is_some_and(|n| n.starts_with("decisions_"))
+                            })
+                            .and_then(|p| std::fs::File::open(p).ok())
                     });
                 }
-                if let Some(Ok(bytes)) = decisions.as_ref().map(std::fs::read) {
-                    let lines = bytes.iter().filter(|b| **b == b'\n').count();
-                    if lines > seen {
-                        let at = clock.elapsed();
-                        arrivals
-                            .lock()
-                            .expect("arrivals")
-                            .extend((seen..lines).map(|_| at));
-                        seen = lines;
+                if let Some(file) = decisions.as_mut() {
+                    fresh.clear();
+                    if file.read_to_end(&mut fresh).is_ok() {
+                        let lines = fresh.iter().filter(|b| **b == b'\n').count();
+                        if lines > 0 {
+                            let at = clock.elapsed();
+                            arrivals
+                                .lock()
+                                .expect("arrivals")
+                                .extend((0..lines).map(|_| at));
+                        }
                     }
                 }
                 std::thread::sleep(Duration::from_micros(50));

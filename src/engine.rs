@@ -149,6 +149,15 @@ impl<'a> Point<'a> {
     }
 }
 
+/// Writes everything journaled so far (first of all the decision that approved the order) to
+/// the journal files, and only then sends. A crash at any moment after an order reached the
+/// venue leaves its decision in the journal, so a restart does not decide its bar again and
+/// send it twice; and an order whose decision cannot be written is not sent.
+fn write_ahead<T>(journal: &mut Journal, send: impl FnOnce() -> T) -> Result<T, JournalError> {
+    journal.commit()?;
+    Ok(send())
+}
+
 /// Where a set's approved orders go.
 pub(crate) enum Venue {
     /// The built-in paper exchange of the set ([`SetRun::paper`]).
@@ -455,7 +464,7 @@ impl SetRun {
                 Venue::Paper => self.paper.submit(approved, &ctx),
                 Venue::ReadOnly => ReadOnly.submit(approved, &ctx),
                 Venue::Live(live, book) => {
-                    let sent = live.submit(approved, &ctx);
+                    let sent = write_ahead(journal, || live.submit(approved, &ctx))?;
                     if let Ok(Submitted::Sent {
                         parent,
                         target,
@@ -495,5 +504,39 @@ impl SetRun {
             self.drain(p.now, &p.date, journal)?;
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_is_sent_only_once_its_decision_is_in_the_journal_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::create(dir.path(), false).unwrap();
+        journal
+            .append_json("decisions_20251208.jsonl", &serde_json::json!({"bar": 1}))
+            .unwrap();
+        let path = dir.path().join("decisions_20251208.jsonl");
+        let seen_at_send = write_ahead(&mut journal, || std::fs::read_to_string(&path).unwrap());
+        assert_eq!(seen_at_send.unwrap(), "{\"bar\":1}\n");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_order_whose_decision_cannot_be_written_is_not_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        // Every write to /dev/full fails with "no space left on device".
+        std::os::unix::fs::symlink("/dev/full", dir.path().join("decisions_20251208.jsonl"))
+            .unwrap();
+        let mut journal = Journal::create(dir.path(), false).unwrap();
+        journal
+            .append_json("decisions_20251208.jsonl", &serde_json::json!({"bar": 1}))
+            .unwrap();
+        let mut sent = false;
+        let result = write_ahead(&mut journal, || sent = true);
+        assert!(result.is_err());
+        assert!(!sent, "the order went out without its decision on file");
     }
 }

@@ -148,6 +148,8 @@ struct Open {
     file: File,
     len: u64,
     pending: Vec<u8>,
+    /// Written since the last fsync.
+    unsynced: bool,
 }
 
 /// A set of append-only JSONL files in one folder, written in batches.
@@ -254,6 +256,7 @@ impl Journal {
                     file,
                     len,
                     pending: Vec::new(),
+                    unsynced: false,
                 },
             );
         }
@@ -296,6 +299,19 @@ impl Journal {
     ///
     /// [`JournalError::Io`]; the buffers are kept so that a later commit can retry.
     pub fn commit(&mut self) -> Result<u64, JournalError> {
+        let written = self.write()?;
+        self.sync()?;
+        Ok(written)
+    }
+
+    /// Writes every buffer with one write per file: the lines are in the files, for readers and
+    /// across a crash of this process, but not yet on the disk. [`Journal::sync`] puts them
+    /// there; [`Journal::commit`] does both.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`]; the buffers are kept so that a later commit can retry.
+    pub fn write(&mut self) -> Result<u64, JournalError> {
         let mut written = 0;
         for (name, open) in &mut self.files {
             if open.pending.is_empty() {
@@ -307,9 +323,7 @@ impl Journal {
             let path = self.dir.join(name);
             open.file.write_all(&open.pending).map_err(io(&path))?;
             open.file.flush().map_err(io(&path))?;
-            if self.fsync {
-                open.file.sync_data().map_err(io(&path))?;
-            }
+            open.unsynced = true;
             open.len += open.pending.len() as u64;
             written += open.pending.len() as u64;
             let used = open.pending.len();
@@ -323,6 +337,21 @@ impl Journal {
             }
         }
         Ok(written)
+    }
+
+    /// When configured, fsyncs every file written since its last sync.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Io`]; the files stay marked, so that a later sync retries.
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        for (name, open) in &mut self.files {
+            if open.unsynced && self.fsync {
+                open.file.sync_data().map_err(io(&self.dir.join(name)))?;
+            }
+            open.unsynced = false;
+        }
+        Ok(())
     }
 
     /// Returns the committed length of every journal file.
@@ -405,6 +434,19 @@ mod tests {
             std::fs::metadata(dir.path().join("a.jsonl")).unwrap().len(),
             (4 << 20) + 3
         );
+    }
+
+    #[test]
+    fn written_lines_are_in_the_file_before_the_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(dir.path(), true).unwrap();
+        j.buffer("a.jsonl").unwrap().extend_from_slice(b"{}\n");
+        assert_eq!(j.write().unwrap(), 3);
+        assert_eq!(std::fs::read(dir.path().join("a.jsonl")).unwrap(), b"{}\n");
+        assert_eq!(j.lengths()["a.jsonl"], 3);
+        assert!(j.files["a.jsonl"].unsynced);
+        j.sync().unwrap();
+        assert!(!j.files["a.jsonl"].unsynced);
     }
 
     #[test]

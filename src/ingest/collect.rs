@@ -209,16 +209,19 @@ impl Collector {
         drain: bool,
         on_record: &mut dyn FnMut(&SourceFile, &Record<'_>, bool),
     ) -> Result<u64, CollectError> {
-        let (lines, progressed) = self.read_and_commit(drain, on_record)?;
+        let (lines, progressed) = self.read_and_write(drain, on_record)?;
+        self.journal.sync()?;
         if progressed {
             self.store_checkpoint()?;
         }
         Ok(lines)
     }
 
-    /// Polls once, journals and commits, without storing the checkpoint. Returns the lines read
-    /// and whether any byte was, in which case the caller stores the checkpoint.
-    fn read_and_commit(
+    /// Polls once and writes the journal lines, without syncing them or storing the checkpoint.
+    /// Returns the lines read and whether any byte was, in which case the caller syncs the
+    /// journal and then stores the checkpoint (in that order: a checkpoint never points past
+    /// lines that are not on the disk).
+    fn read_and_write(
         &mut self,
         drain: bool,
         on_record: &mut dyn FnMut(&SourceFile, &Record<'_>, bool),
@@ -293,7 +296,7 @@ impl Collector {
             return Err(e.into());
         }
         self.journaled += journaled;
-        self.journal.commit()?;
+        self.journal.write()?;
         Ok((progress.lines, progress.bytes > 0))
     }
 
@@ -341,10 +344,14 @@ impl Collector {
     /// only once they are journaled), then stores the checkpoint. A last drain at the end leaves
     /// nothing read but unjournaled behind.
     ///
-    /// The checkpoint comes after `after_step` so that its write (and fsync) is not on the way
-    /// from a line to the decision made on it. A consumer must then tolerate records it acted
-    /// on coming back, not marked as replayed, after a crash between the two: `mia run` does
-    /// not decide a bar twice (it knows the decided bars from its journal).
+    /// `after_step` comes as soon as the lines are written to the journal; their fsync and the
+    /// checkpoint (its write, fsync and rename) come after it, so that neither is on the way
+    /// from a line to the decision made on it. Written lines survive a crash of the process;
+    /// only a crash of the machine can lose lines a consumer acted on, and the checkpoint, stored
+    /// after the sync, then still points before them, so they are read again. A consumer must
+    /// tolerate records it acted on coming back, not marked as replayed, after a crash between
+    /// the two: `mia run` does not decide a bar twice (it knows the decided bars from its
+    /// journal), and a bar it decides again is `recovered` and sends no order.
     ///
     /// # Errors
     ///
@@ -370,8 +377,9 @@ impl Collector {
                 }
                 since_rescan = Stopwatch::start();
             }
-            let (_, progressed) = self.read_and_commit(false, on_record)?;
+            let (_, progressed) = self.read_and_write(false, on_record)?;
             after_step(self);
+            self.journal.sync()?;
             if progressed {
                 self.store_checkpoint()?;
             }
@@ -383,8 +391,9 @@ impl Collector {
                 }
             }
         }
-        let (_, progressed) = self.read_and_commit(true, on_record)?;
+        let (_, progressed) = self.read_and_write(true, on_record)?;
         after_step(self);
+        self.journal.sync()?;
         if progressed {
             self.store_checkpoint()?;
         }
