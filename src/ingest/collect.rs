@@ -351,7 +351,8 @@ impl Collector {
     /// after the sync, then still points before them, so they are read again. A consumer must
     /// tolerate records it acted on coming back, not marked as replayed, after a crash between
     /// the two: `mia run` does not decide a bar twice (it knows the decided bars from its
-    /// journal), and a bar it decides again is `recovered` and sends no order.
+    /// journal), and it sends a live order only once its decision is on the disk, so a bar
+    /// whose decision a crash lost had no order out.
     ///
     /// # Errors
     ///
