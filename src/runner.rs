@@ -859,6 +859,9 @@ impl Engine {
             Ok(change) => {
                 if let Some(change) = change {
                     self.on_kill_change(now, &change.message, change.new);
+                    // Before the answer: whoever asked sees the new state in /status at once.
+                    self.last_publish = Some(Stopwatch::start());
+                    self.publish(now);
                 }
                 Ok(self.kill_view())
             }
@@ -875,6 +878,9 @@ impl Engine {
     /// working order and flatten every venue.
     fn on_kill_change(&mut self, now: Timestamp, message: &str, state: KillState) {
         self.published.metrics.set_kill_state(state);
+        // The status is published at most every 200 ms, but a kill-switch change must show at
+        // once: a person who just pressed Engage, or a script polling /status, reads it next.
+        self.last_publish = None;
         let severity = if state == KillState::Normal {
             Severity::Warning
         } else {

@@ -539,6 +539,8 @@ fn the_dashboards_kill_switch_cancels_working_orders_and_flattens_at_the_simulat
             .read_to_string()
             .unwrap();
         assert!(answer.contains("EMERGENCY"), "{answer}");
+        // The status is published before the answer: no wait.
+        assert_eq!(s.status()["kill_switch"]["state"], "EMERGENCY");
     }
 
     // The engine cancels the target and the stop and flattens the position at the sim.
