@@ -36,20 +36,9 @@ fn mib(bytes: usize) -> String {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let env = |name: &str, default: u32| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let minutes = env("MIA_HEAP_MINUTES", if full { 2_880 } else { 5 });
-    let speed = env("MIA_HEAP_SPEED", if full { 1_200 } else { 300 });
-    let dir = tempfile::Builder::new()
-        .prefix("mia-bench-heap-")
-        .tempdir()
-        .expect("temporary folder");
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).expect("data folder");
+    let minutes = common::env_or("MIA_HEAP_MINUTES", if full { 2_880 } else { 5 });
+    let speed = common::env_or("MIA_HEAP_SPEED", if full { 1_200 } else { 300 });
+    let (dir, data) = common::run_dir("heap");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
 
     let mut simulator = common::spawn_simulator(&data, minutes, speed);

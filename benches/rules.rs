@@ -178,13 +178,9 @@ fn decide(s) {
 /// factor curves into native features could reach.
 #[divan::bench(sample_count = 200, sample_size = 50)]
 fn decide_floor(bencher: divan::Bencher<'_, '_>) {
-    static SET: OnceLock<(RuleSet, tempfile::TempDir)> = OnceLock::new();
+    static SET: OnceLock<RuleSet> = OnceLock::new();
     let f = fixture();
-    let (set, _) = SET.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("strategy.rhai"), FLOOR).unwrap();
-        (f.host.compile(dir.path()).unwrap(), dir)
-    });
+    let set = SET.get_or_init(|| compile_text(FLOOR));
     bencher.bench(|| {
         f.host
             .evaluate(divan::black_box(set), divan::black_box(&f.input))
@@ -223,20 +219,24 @@ const CONSTRUCTS: &[(&str, &str)] = &[
     ),
 ];
 
-fn construct_sets() -> &'static Vec<(&'static str, RuleSet, tempfile::TempDir)> {
-    static SETS: OnceLock<Vec<(&'static str, RuleSet, tempfile::TempDir)>> = OnceLock::new();
+/// Compiles a one-file rule set from its text. The folder can go once compiled: a set's
+/// imports are embedded, and evaluation reads no file.
+fn compile_text(strategy: &str) -> RuleSet {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("strategy.rhai"), strategy).unwrap();
+    fixture().host.compile(dir.path()).unwrap()
+}
+
+fn construct_sets() -> &'static Vec<(&'static str, RuleSet)> {
+    static SETS: OnceLock<Vec<(&'static str, RuleSet)>> = OnceLock::new();
     SETS.get_or_init(|| {
-        let host = &fixture().host;
         CONSTRUCTS
             .iter()
             .map(|(name, body)| {
-                let dir = tempfile::tempdir().unwrap();
                 let text = format!(
                     "const K = 2.0;\nfn f(x) {{ x }}\nfn decide(s) {{\n    {body}\n    #{{ score: 50.0, direction: \"flat\", tier: \"NO_TRADE\", size_mult: 0.0, components: #{{}}, reasons: [], vetoes: [] }}\n}}\n"
                 );
-                std::fs::write(dir.path().join("strategy.rhai"), text).unwrap();
-                let set = host.compile(dir.path()).unwrap();
-                (*name, set, dir)
+                (*name, compile_text(&text))
             })
             .collect()
     })

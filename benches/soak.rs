@@ -38,22 +38,11 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (minutes, speed) = if full { (1_380u32, 300u32) } else { (5, 300) };
     // Longer or faster runs: MIA_SOAK_MINUTES (up to 2,880, two Globex days) and MIA_SOAK_SPEED.
-    let env = |name: &str, default: u32| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
     let (minutes, speed) = (
-        env("MIA_SOAK_MINUTES", minutes),
-        env("MIA_SOAK_SPEED", speed),
+        common::env_or("MIA_SOAK_MINUTES", minutes),
+        common::env_or("MIA_SOAK_SPEED", speed),
     );
-    let dir = tempfile::Builder::new()
-        .prefix("mia-bench-soak-")
-        .tempdir()
-        .expect("temporary folder");
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).expect("data folder");
+    let (dir, data) = common::run_dir("soak");
     let config = common::accelerated_config();
     let config_path = dir.path().join("mia.toml");
     std::fs::write(&config_path, config).expect("config");

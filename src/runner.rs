@@ -859,9 +859,6 @@ impl Engine {
             Ok(change) => {
                 if let Some(change) = change {
                     self.on_kill_change(now, &change.message, change.new);
-                    // Before the answer: whoever asked sees the new state in /status at once.
-                    self.last_publish = Some(Stopwatch::start());
-                    self.publish(now);
                 }
                 Ok(self.kill_view())
             }
@@ -878,9 +875,6 @@ impl Engine {
     /// working order and flatten every venue.
     fn on_kill_change(&mut self, now: Timestamp, message: &str, state: KillState) {
         self.published.metrics.set_kill_state(state);
-        // The status is published at most every 200 ms, but a kill-switch change must show at
-        // once: a person who just pressed Engage, or a script polling /status, reads it next.
-        self.last_publish = None;
         let severity = if state == KillState::Normal {
             Severity::Warning
         } else {
@@ -905,6 +899,10 @@ impl Engine {
                 }
             }
         }
+        // The status is published at most every 200 ms, but a kill-switch change shows at once
+        // (before an engage or reset from the dashboard is answered): whoever pressed it, or
+        // polls /status, reads the new state next.
+        self.publish_now(now);
     }
 
     /// DTC events, the kill switch's triggers, alerts, and the status.
@@ -992,10 +990,14 @@ impl Engine {
             .last_publish
             .is_none_or(|t| t.elapsed() >= Duration::from_millis(200))
         {
-            self.last_publish = Some(Stopwatch::start());
-            self.publish(now);
+            self.publish_now(now);
         }
         Ok(())
+    }
+
+    fn publish_now(&mut self, now: Timestamp) {
+        self.last_publish = Some(Stopwatch::start());
+        self.publish(now);
     }
 
     fn on_session_event(&mut self, now: Timestamp, instrument: &str, event: &ClientEvent) {

@@ -1,7 +1,26 @@
 //! What the benches that run the engine on a simulated session in real time share.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+/// A `u32` setting from the environment (`MIA_SOAK_MINUTES`, say), or `default`.
+pub(crate) fn env_or(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A temporary folder for one run (`mia-bench-<name>-…`) with its empty `data` folder.
+pub(crate) fn run_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("mia-bench-{name}-"))
+        .tempdir()
+        .expect("temporary folder");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data folder");
+    (dir, data)
+}
 
 /// The reference config with the staleness limits widened: they are simulated seconds, which
 /// pass hundreds of times faster here (at 300×, 30 s is a tenth of a wall second), so that a

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::browser::browser;
-use super::support::{TestCommand, manifest_dir, realtime_session, tmp, wait_until};
+use super::support::{TestCommand, manifest_dir, realtime_session, save, tmp, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 /// The demo configuration (one instrument, live mode), which the tests adapt.
@@ -316,11 +316,7 @@ fn mia_run_trades_live_through_dtc_reloads_rules_and_reports_what_it_journals() 
     // A rule file saved during the run goes live: later decisions carry the new score and hash.
     let strategy = s.rules().join("strategy.rhai");
     let text = std::fs::read_to_string(&strategy).unwrap();
-    // Saved as editors that write a temporary file and rename it do: an in-place save could be
-    // seen empty by the watcher if this thread were paused between truncation and write.
-    let tmp = strategy.with_extension("tmp");
-    std::fs::write(&tmp, text.replace("SCORE = 75.0", "SCORE = 76.0")).unwrap();
-    std::fs::rename(&tmp, &strategy).unwrap();
+    save(&strategy, &text.replace("SCORE = 75.0", "SCORE = 76.0"));
     wait_until(DEADLINE, "a decision made by the saved rules", || {
         live_decisions(&journal)
             .iter()

@@ -11,14 +11,7 @@ use mia::rules::reload::{self, LiveRules, ReloadOutcome};
 use mia::rules::{RuleError, RuleHost, RuleInput};
 use rhai::Dynamic;
 
-/// Saves a file whole, as editors that write a temporary file and rename it do: the watcher
-/// never sees it empty or half written, whatever the scheduler does between the truncation and
-/// the write of an in-place save.
-fn save(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
+use super::support::save;
 
 /// A two-file rule set whose score is the sum of a value in each file: a set mixed from two
 /// versions would give a sum that no complete set gives.

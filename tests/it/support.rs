@@ -459,3 +459,12 @@ pub(crate) fn proptest_config(
         ..proptest::prelude::ProptestConfig::default()
     }
 }
+
+/// Saves a file whole, as editors that write a temporary file and rename it do: a watcher
+/// never sees it empty or half written, whatever the scheduler does between the truncation and
+/// the write of an in-place save.
+pub(crate) fn save(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
